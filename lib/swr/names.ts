@@ -82,6 +82,26 @@ const assertUserId = (value: unknown): string => {
   return value as string;
 };
 
+/** IAM user names are short printable strings; the bound keeps a crafted body small. */
+const userNameMaxLength = 64;
+
+const userNameRule = (value: unknown): string | undefined => {
+  if (typeof value !== 'string') return 'must be a string';
+  if (value.length < 1 || value.length > userNameMaxLength)
+    return `must be 1 to ${userNameMaxLength} characters (got ${value.length})`;
+  if (value.trim() !== value) return 'must not start or end with whitespace';
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+  if (/[\u0000-\u001f\u007f]/.test(value)) return 'must not contain control characters';
+  return undefined;
+};
+
+/** @example assertUserName('user01') // 'user01' */
+const assertUserName = (value: unknown): string => {
+  const rule = userNameRule(value);
+  if (rule !== undefined) throw new InvalidNameError('user_name', `${JSON.stringify(value)} ${rule}`);
+  return value as string;
+};
+
 const validLevels: readonly number[] = Object.values(AuthLevels);
 
 const assertAuthLevel = (value: unknown): AuthLevel => {
@@ -98,8 +118,10 @@ export {
   assertNamespace,
   assertRepository,
   assertUserId,
+  assertUserName,
   encodeRepository,
   namespaceRule,
   repositoryRule,
   userIdRule,
+  userNameRule,
 };

@@ -1,0 +1,304 @@
+/**
+ * What an SWR or IAM failure means for the caller: the error body is parsed (all three shapes of
+ * swr-api.md, plus non-JSON pages from gateways) and classified by status AND code into retryable
+ * or permanent. Messages carry the method, target, status, code and the server's own text only:
+ * never a request header, token, password or secret key.
+ */
+import { ErrorCodes, SyncError } from '../errors.ts';
+
+/** The service a call went to, named in messages so a person knows where to look. */
+type Service = 'SWR' | 'IAM';
+
+/** SWR (and API gateway) codes the client acts upon. */
+const SwrCodes = {
+  repoPermissionExists: 'SVCSTG.SWR.4090089',
+  namespacePermissionExists: 'SVCSTG.SWR.4090076',
+  repoPermissionMissing: 'SVCSTG.SWR.4040091',
+  namespacePermissionMissing: 'SVCSTG.SWR.4040078',
+  authFailed: 'SVCSTG.SWR.4010000',
+  busy: 'SVCSTG.SWR.4090023',
+  tooManyRequests: 'SVCSTG.SWR.4031032',
+  tooManyRequests2: 'SVCSTG.SWR.4031042',
+  gatewayThrottled: 'APIGW.0308',
+} as const;
+
+/** Retryable 403 and 409 codes; every other 4xx is permanent. */
+const retryableClientCodes: ReadonlySet<string> = new Set([
+  SwrCodes.busy,
+  SwrCodes.tooManyRequests,
+  SwrCodes.tooManyRequests2,
+]);
+
+const existsCodes: ReadonlySet<string> = new Set([
+  SwrCodes.repoPermissionExists,
+  SwrCodes.namespacePermissionExists,
+]);
+
+const missingPermissionCodes: ReadonlySet<string> = new Set([
+  SwrCodes.repoPermissionMissing,
+  SwrCodes.namespacePermissionMissing,
+]);
+
+/** Longest server text kept in a message: enough to read, too short to flood a DLQ attribute. */
+const maxServerText = 300;
+
+interface ParsedErrorBody {
+  code: string | undefined;
+  message: string | undefined;
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+const text = (value: unknown): string | undefined =>
+  typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined;
+
+const fromErrorItems = (items: unknown): ParsedErrorBody | undefined => {
+  if (!Array.isArray(items)) return undefined;
+  const first: unknown = items.find(isRecord);
+  if (!isRecord(first)) return undefined;
+  return { code: text(first.errorCode), message: text(first.errorMessage) };
+};
+
+const clip = (value: string | undefined): string | undefined =>
+  value === undefined ? undefined : value.replace(/\s+/g, ' ').slice(0, maxServerText) || undefined;
+
+/**
+ * Reads an error body in any of the shapes SWR, IAM and the API gateway send.
+ *
+ * @example parseErrorBody('{"error_code":"SVCSTG.SWR.4040010","error_msg":"repo not found"}')
+ * // { code: 'SVCSTG.SWR.4040010', message: 'repo not found' }
+ */
+const parseErrorBody = (body: string): ParsedErrorBody => {
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    return { code: undefined, message: clip(body.trim()) };
+  }
+  const items = fromErrorItems(Array.isArray(json) ? json : isRecord(json) ? json.errors : undefined);
+  if (isRecord(json)) {
+    // IAM answers `{"error":{"code":401,"message":"…","title":"…"}}`.
+    const iam = isRecord(json.error) ? json.error : undefined;
+    return {
+      code: items?.code ?? text(json.error_code),
+      message: clip(items?.message ?? text(json.error_msg) ?? text(iam?.message)),
+    };
+  }
+  return { code: items?.code, message: clip(items?.message) };
+};
+
+/**
+ * Whether a failed answer may succeed if sent again, per the table of swr-api.md.
+ *
+ * @example isRetryableResponse(409, 'SVCSTG.SWR.4090023') // true (system busy)
+ */
+const isRetryableResponse = (status: number, code: string | undefined): boolean => {
+  if (status >= 500 || status === 429 || status === 408) return true;
+  return (status === 403 || status === 409) && code !== undefined && retryableClientCodes.has(code);
+};
+
+/**
+ * `Retry-After` as milliseconds from `now`: delta-seconds or an HTTP date; `undefined` when absent
+ * or unreadable.
+ */
+const parseRetryAfter = (value: string | string[] | undefined, now: number): number | undefined => {
+  const raw = Array.isArray(value) ? value[0] : value;
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const trimmed = raw.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  const at = Date.parse(trimmed);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+};
+
+interface ApiErrorInit {
+  service: Service;
+  status: number;
+  code: string | undefined;
+  serverMessage: string | undefined;
+  method: string;
+  target: string | undefined;
+  retryable: boolean;
+  retryAfterMs?: number | undefined;
+}
+
+const describe = (init: ApiErrorInit, code: string): string => {
+  const where = init.target === undefined ? '' : ` ${init.target}`;
+  const detail = init.serverMessage === undefined ? '' : `: ${init.serverMessage}`;
+  return `${init.service} ${init.method}${where} answered ${init.status} ${code}${detail}`;
+};
+
+/** An HTTP answer outside 2xx from SWR or IAM. */
+class SwrApiError extends SyncError {
+  readonly status: number;
+  readonly method: string;
+  readonly service: Service;
+  /** Server-asked wait before the next attempt (`Retry-After`), when given. */
+  readonly retryAfterMs: number | undefined;
+  /** How many attempts the call made before giving up; set by the retry loop. */
+  attempts = 1;
+
+  constructor(init: ApiErrorInit, options?: ErrorOptions) {
+    const code = init.code ?? `HTTP_${init.status}`;
+    super(describe(init, code), { ...options, code, retryable: init.retryable, target: init.target });
+    this.name = 'SwrApiError';
+    this.status = init.status;
+    this.method = init.method;
+    this.service = init.service;
+    this.retryAfterMs = init.retryAfterMs;
+  }
+}
+
+/** Credentials refused: a 401 after a fresh token, or IAM refusing to issue one. Permanent. */
+class AuthError extends SwrApiError {
+  constructor(
+    init: Omit<ApiErrorInit, 'retryable' | 'code'> & { code?: string | undefined },
+    options?: ErrorOptions,
+  ) {
+    super({ ...init, code: init.code ?? ErrorCodes.auth, retryable: false }, options);
+    this.name = 'AuthError';
+  }
+}
+
+interface TransportErrorInit {
+  service: Service;
+  method: string;
+  target: string | undefined;
+  /** The low-level code (`ECONNRESET`, `UND_ERR_SOCKET`), never the low-level message. */
+  reason: string;
+}
+
+/** The connection failed or broke before a full answer arrived. Retryable. */
+class NetworkError extends SyncError {
+  readonly method: string;
+  readonly service: Service;
+  readonly reason: string;
+  attempts = 1;
+
+  constructor(init: TransportErrorInit, options?: ErrorOptions & { code?: string; what?: string }) {
+    const where = init.target === undefined ? '' : ` ${init.target}`;
+    super(`${init.service} ${init.method}${where} ${options?.what ?? 'failed'} (${init.reason})`, {
+      ...options,
+      code: options?.code ?? ErrorCodes.network,
+      retryable: true,
+      target: init.target,
+    });
+    this.name = 'NetworkError';
+    this.method = init.method;
+    this.service = init.service;
+    this.reason = init.reason;
+  }
+}
+
+/** No complete answer within the request timeout. Retryable. */
+class TimeoutError extends NetworkError {
+  constructor(init: TransportErrorInit, options?: ErrorOptions) {
+    super(init, { ...options, code: ErrorCodes.timeout, what: 'timed out' });
+    this.name = 'TimeoutError';
+  }
+}
+
+/**
+ * The caller's deadline (or abort) came before the work could be done. Retryable: the message
+ * goes back to the queue and is tried again by a later invocation.
+ */
+class DeadlineExceededError extends SyncError {
+  attempts = 0;
+
+  constructor(message: string, options?: ErrorOptions & { target?: string | undefined; attempts?: number }) {
+    super(message, { ...options, code: ErrorCodes.deadline, retryable: true, target: options?.target });
+    this.name = 'DeadlineExceededError';
+    this.attempts = options?.attempts ?? 0;
+  }
+}
+
+interface ResponseFailure {
+  service: Service;
+  status: number;
+  method: string;
+  target: string | undefined;
+  body: string;
+  retryAfter?: string | string[] | undefined;
+  now: number;
+}
+
+/**
+ * The typed error for a non-2xx answer.
+ *
+ * @example
+ * errorFromResponse({ service: 'SWR', status: 429, method: 'POST', target: 'core/api', body: '', now: Date.now() })
+ * // SwrApiError { code: 'HTTP_429', retryable: true }
+ */
+const errorFromResponse = (failure: ResponseFailure): SwrApiError => {
+  const parsed = parseErrorBody(failure.body);
+  const init = {
+    service: failure.service,
+    status: failure.status,
+    method: failure.method,
+    target: failure.target,
+    code: parsed.code,
+    serverMessage: parsed.message,
+  };
+  if (failure.status === 401) return new AuthError(init);
+  return new SwrApiError({
+    ...init,
+    retryable: isRetryableResponse(failure.status, parsed.code),
+    retryAfterMs: parseRetryAfter(failure.retryAfter, failure.now),
+  });
+};
+
+const timeoutCodes: ReadonlySet<string> = new Set([
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'ETIMEDOUT',
+  'TimeoutError',
+]);
+
+const reasonOf = (error: unknown): string => {
+  if (isRecord(error) || error instanceof Error) {
+    const record = error as { code?: unknown; name?: unknown };
+    if (typeof record.code === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(record.code)) return record.code;
+    if (typeof record.name === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(record.name)) return record.name;
+  }
+  return 'unknown';
+};
+
+/**
+ * The typed error for a request that got no answer: our own SyncErrors pass through, timeouts
+ * become TimeoutError, the rest NetworkError.
+ */
+const errorFromTransport = (
+  error: unknown,
+  context: Omit<TransportErrorInit, 'reason'> & { timedOut?: boolean },
+): SyncError => {
+  if (error instanceof SyncError) return error;
+  const reason = reasonOf(error);
+  const init = { ...context, reason };
+  return context.timedOut === true || timeoutCodes.has(reason)
+    ? new TimeoutError(init, { cause: error })
+    : new NetworkError(init, { cause: error });
+};
+
+const isExistsConflict = (error: unknown): error is SwrApiError =>
+  error instanceof SwrApiError && error.status === 409 && existsCodes.has(error.code);
+
+const isMissingPermission = (error: unknown): error is SwrApiError =>
+  error instanceof SwrApiError && error.status === 404 && missingPermissionCodes.has(error.code);
+
+export type { ApiErrorInit, ParsedErrorBody, ResponseFailure, Service, TransportErrorInit };
+export {
+  AuthError,
+  DeadlineExceededError,
+  errorFromResponse,
+  errorFromTransport,
+  isExistsConflict,
+  isMissingPermission,
+  isRetryableResponse,
+  NetworkError,
+  parseErrorBody,
+  parseRetryAfter,
+  SwrApiError,
+  SwrCodes,
+  TimeoutError,
+};
