@@ -1,0 +1,115 @@
+/**
+ * `swr-access simulate`: runs the simulator in the foreground until SIGTERM or SIGINT.
+ * Prints exactly one JSON line `{"swr":"<url>","iam":"<url>"}` on stdout once both listen,
+ * so a parent process can read the URLs.
+ */
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { ConfigError } from '../errors.ts';
+import { demoSeedPath, loadSeed } from './seed.ts';
+import { startSimulator } from './server.ts';
+
+interface SimulateArgs {
+  port: number;
+  seedPath: string;
+  latencyMs: number;
+}
+
+interface SimulateIo {
+  stdout?: { write(line: string): unknown };
+  /** Stops the simulator like a signal would (tests). */
+  signal?: AbortSignal;
+}
+
+const usage = 'usage: swr-access simulate [--port N] [--seed FILE] [--latency MS]';
+
+const whole = (flag: string, value: string | undefined, max: number): number => {
+  if (value === undefined || !/^\d+$/.test(value) || Number(value) > max)
+    throw new ConfigError(`${flag} needs an integer from 0 to ${max}`, [usage]);
+  return Number(value);
+};
+
+/** @example parseSimulateArgs(['--port', '9000']) // { port: 9000, seedPath: '…/config/demo-seed.json', latencyMs: 0 } */
+const parseSimulateArgs = (argv: string[]): SimulateArgs => {
+  const args: SimulateArgs = { port: 0, seedPath: demoSeedPath, latencyMs: 0 };
+  for (let i = 0; i < argv.length; i += 1) {
+    const arg = argv[i] ?? '';
+    const eq = arg.indexOf('=');
+    const flag = eq > 0 ? arg.slice(0, eq) : arg;
+    const inline = eq > 0 ? arg.slice(eq + 1) : undefined;
+    const value = () => {
+      if (inline !== undefined) return inline;
+      i += 1;
+      return argv[i];
+    };
+    switch (flag) {
+      case '--port':
+        // The IAM listener takes the next port, so the highest SWR port is one below the top.
+        args.port = whole(flag, value(), 65534);
+        break;
+      case '--seed': {
+        const path = value();
+        if (path === undefined || path === '') throw new ConfigError('--seed needs a file', [usage]);
+        args.seedPath = resolve(path);
+        break;
+      }
+      case '--latency':
+        args.latencyMs = whole(flag, value(), 60_000);
+        break;
+      default:
+        throw new ConfigError(`unknown argument ${arg}`, [usage]);
+    }
+  }
+  return args;
+};
+
+const stopRequested = (signal: AbortSignal | undefined): Promise<string> =>
+  new Promise((done) => {
+    const stop = (reason: string) => {
+      process.off('SIGTERM', onTerm);
+      process.off('SIGINT', onInt);
+      signal?.removeEventListener('abort', onAbort);
+      done(reason);
+    };
+    const onTerm = () => stop('SIGTERM');
+    const onInt = () => stop('SIGINT');
+    const onAbort = () => stop('abort');
+    process.once('SIGTERM', onTerm);
+    process.once('SIGINT', onInt);
+    if (signal?.aborted) return stop('abort');
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+
+/**
+ * Runs the simulator until SIGTERM/SIGINT (or `io.signal`), then closes it.
+ *
+ * @example await runSimulateCommand(['--port', '9000', '--latency', '20']);
+ */
+const runSimulateCommand = async (argv: string[], io: SimulateIo = {}): Promise<void> => {
+  const args = parseSimulateArgs(argv);
+  const seed = loadSeed(args.seedPath);
+  const sim = await startSimulator({
+    seed,
+    swrPort: args.port,
+    iamPort: args.port === 0 ? 0 : args.port + 1,
+    latencyMs: args.latencyMs,
+  });
+  // Listen for signals only once started, so a failed start leaves no handler behind.
+  const stopped = stopRequested(io.signal);
+  try {
+    (io.stdout ?? process.stdout).write(`${JSON.stringify({ swr: sim.swrUrl, iam: sim.iamUrl })}\n`);
+    await stopped;
+  } finally {
+    await sim.close();
+  }
+};
+
+const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
+if (isMain)
+  runSimulateCommand(process.argv.slice(2)).catch((error: unknown) => {
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = 1;
+  });
+
+export type { SimulateArgs, SimulateIo };
+export { parseSimulateArgs, runSimulateCommand };

@@ -1,0 +1,108 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../lib/errors.ts';
+import { parseSimulateArgs, runSimulateCommand } from '../../lib/sim/cli.ts';
+import { demoSeedPath, loadSeed } from '../../lib/sim/index.ts';
+
+const seed = loadSeed();
+const children: ChildProcess[] = [];
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+afterAll(() => {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+});
+
+const waitFor = async (condition: () => boolean): Promise<void> => {
+  for (let i = 0; i < 500 && !condition(); i += 1) await new Promise((r) => setTimeout(r, 20));
+  if (!condition()) throw new Error('condition not reached');
+};
+
+const getNamespace = async (swrUrl: string): Promise<number> => {
+  const res = await request(`${swrUrl}/v2/manage/namespaces/core/access`, {
+    headers: { 'x-auth-token': seed.serviceAccount.staticToken ?? '' },
+    reset: true,
+  });
+  await res.body.dump();
+  return res.statusCode;
+};
+
+describe('parseSimulateArgs', () => {
+  it.each([
+    [[], { port: 0, seedPath: demoSeedPath, latencyMs: 0 }],
+    [['--port', '9000', '--latency', '25'], { port: 9000, seedPath: demoSeedPath, latencyMs: 25 }],
+    [['--port=9100', '--seed=/tmp/seed.json'], { port: 9100, seedPath: '/tmp/seed.json', latencyMs: 0 }],
+  ])('reads %j', (argv, expected) => {
+    // Act
+    const args = parseSimulateArgs(argv);
+
+    // Assess
+    expect(args).toEqual(expected);
+  });
+
+  it.each([[['--port', 'abc']], [['--port', '70000']], [['--latency']], [['--verbose']], [['--seed', '']]])(
+    'refuses %j with a ConfigError',
+    (argv) => {
+      // Act / Assess
+      expect(() => parseSimulateArgs(argv)).toThrow(ConfigError);
+    },
+  );
+});
+
+describe('runSimulateCommand', () => {
+  it('prints one JSON line with both URLs, serves, and closes when stopped', async () => {
+    // Prepare
+    const lines: string[] = [];
+    const stop = new AbortController();
+
+    // Act
+    const running = runSimulateCommand([], {
+      stdout: { write: (line) => lines.push(line) },
+      signal: stop.signal,
+    });
+    await waitFor(() => lines.length > 0);
+    const urls = JSON.parse(lines[0] ?? '{}') as { swr: string; iam: string };
+    const status = await getNamespace(urls.swr);
+    stop.abort();
+    await running;
+
+    // Assess
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^\{"swr":"http:\/\/127\.0\.0\.1:\d+","iam":"http:\/\/127\.0\.0\.1:\d+"\}\n$/);
+    expect(status).toBe(200);
+    await expect(getNamespace(urls.swr)).rejects.toThrow();
+  });
+
+  it('rejects a seed file that does not exist', async () => {
+    // Act / Assess
+    await expect(runSimulateCommand(['--seed', '/nonexistent/seed.json'])).rejects.toThrow(ConfigError);
+  });
+
+  it('runs as a process and exits cleanly on SIGTERM', async () => {
+    // Prepare
+    const child = spawn(process.execPath, ['--import', 'tsx', 'lib/sim/cli.ts', '--latency', '1'], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(child);
+    let stdout = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    const exited = once(child, 'exit');
+
+    // Act
+    await waitFor(() => stdout.includes('\n'));
+    const urls = JSON.parse(stdout.split('\n')[0] ?? '{}') as { swr: string };
+    const status = await getNamespace(urls.swr);
+    child.kill('SIGTERM');
+    const [code] = await exited;
+
+    // Assess
+    expect(status).toBe(200);
+    expect(code).toBe(0);
+    expect(stdout.trim().split('\n')).toHaveLength(1);
+  });
+});
