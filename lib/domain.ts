@@ -75,15 +75,209 @@ interface UserDirectoryPort {
   findByName(userName: string, options?: CallOptions): Promise<IamUser | undefined>;
 }
 
+/** The user an event names: its IAM id, its IAM name, or both (at least one). */
+interface EventUser {
+  id?: string;
+  name?: string;
+}
+
+interface EventFields<U> {
+  /** The producer's id, used for de-duplication. */
+  id: string;
+  /** ISO 8601 with a zone. */
+  occurredAt: string;
+  /** ISO 8601 with a zone; when the fact takes effect, if not at once (reserved for a later issue). */
+  effectiveAt?: string;
+  source?: string;
+  user: U;
+}
+
+/** One fact from the people system, generic over how much of the user is known. */
+type PeopleEventOf<U> =
+  | (EventFields<U> & {
+      type: 'membership.added';
+      team: string;
+      /** ISO 8601 with a zone; when the membership ends (reserved for a later issue). */
+      expiresAt?: string;
+    })
+  | (EventFields<U> & { type: 'membership.removed'; team: string })
+  | (EventFields<U> & { type: 'user.offboarded' })
+  /** Every team the user is in now (deduplicated; empty = no team). */
+  | (EventFields<U> & { type: 'user.teams'; teams: string[] });
+
+/** An event as parsed from a queue message. */
+type PeopleEvent = PeopleEventOf<EventUser>;
+
+/** An event whose user is known by both id and name. */
+type ResolvedEvent = PeopleEventOf<IamUser>;
+
+type PeopleEventType = PeopleEvent['type'];
+
+/** What one team of the policy gives on one target. */
+interface PolicyGrant {
+  target: Target;
+  permission: PermissionName;
+  level: AuthLevel;
+  /** Reserved for a later issue: users that no team gives this target to are removed from it. */
+  exclusive: boolean;
+}
+
+/** The access policy: the only thing that can grant. */
+interface Policy {
+  version: 1;
+  /** Where it was loaded from (for messages). */
+  sourcePath: string;
+  /** User ids never granted, changed or revoked. */
+  protectedUsers: string[];
+  /** Namespaces the service owns (reserved for a later issue: offboarding sweep). */
+  managedNamespaces: string[];
+  /** Team name → grants. Read with `Object.hasOwn` (or the policy helpers): team names are data. */
+  teams: Record<string, PolicyGrant[]>;
+}
+
+/** The last fact the service knows about one user in one team. */
+interface TeamFact {
+  member: boolean;
+  /** `occurredAt` of the fact (ISO 8601 with a zone). */
+  at: string;
+  eventId: string;
+}
+
+/** What the membership store keeps per user. */
+interface UserRecord {
+  userId: string;
+  userName: string;
+  /** Every team the user was ever seen in; left teams stay with `member: false` (staleness markers). */
+  teams: Record<string, TeamFact>;
+  /** Tombstone: when the user left the company. */
+  offboardedAt?: string;
+  /**
+   * Instant of the newest `user.teams` snapshot applied: a team absent from `teams` counts as
+   * left at that instant, so an older join of a team the snapshot did not list stays stale.
+   */
+  snapshotAt?: string;
+  /** Optimistic-locking version: 0 = never stored. */
+  version: number;
+  /** When the store last wrote the record. */
+  updatedAt?: string;
+}
+
+const ApplyStatuses = {
+  applied: 'applied',
+  duplicate: 'duplicate',
+  stale: 'stale',
+  supersededByOffboarding: 'superseded-by-offboarding',
+} as const;
+
+type ApplyStatus = (typeof ApplyStatuses)[keyof typeof ApplyStatuses];
+
+/** What applying one event to a user record did. */
+interface ApplyOutcome {
+  eventId: string;
+  status: ApplyStatus;
+  /** Teams whose fact the event changed (empty unless `applied`). */
+  changedTeams: string[];
+  /** Why an event was not applied, for logs. */
+  reason?: string;
+}
+
+/** The result of `MembershipStorePort.apply`. */
+interface ApplyResult {
+  /** The stored record before the events, `undefined` for a user never stored. */
+  before: UserRecord | undefined;
+  /** The record after the events (what is stored now when `written`). */
+  after: UserRecord;
+  outcomes: ApplyOutcome[];
+  /** False when no event was applied: nothing was written. */
+  written: boolean;
+}
+
+/** The membership store (DynamoDB in production, memory in tests). */
+interface MembershipStorePort {
+  /** Strongly consistent read; throws `StoreError` when the store cannot be read. */
+  get(userId: string): Promise<UserRecord | undefined>;
+  /** Applies the events of one user in order, atomically (optimistic locking, retried on conflict). */
+  apply(user: IamUser, events: readonly ResolvedEvent[]): Promise<ApplyResult>;
+  /** Every stored user. */
+  list(): AsyncIterable<UserRecord>;
+}
+
+/** The three SWR writes, in the order the planner emits them for one target. */
+const PlanActions = { grant: 'grant', change: 'change', revoke: 'revoke' } as const;
+
+type PlanAction = (typeof PlanActions)[keyof typeof PlanActions];
+
+/** One user's move on one target, as planned (and, once done, as audited). */
+interface PlannedChange {
+  target: Target;
+  action: PlanAction;
+  userId: string;
+  userName: string;
+  /** The level SWR reported; `undefined` = no permission. */
+  before: AuthLevel | undefined;
+  /** The level the policy asks for; `undefined` = none (revoke). */
+  after: AuthLevel | undefined;
+  /** The events (and messages) of the batch that led to this move. */
+  eventIds: string[];
+  messageIds: string[];
+}
+
+interface PlannedCallFields {
+  target: Target;
+  /** Union of the messages of every user in the call (sorted, unique). */
+  messageIds: string[];
+  /** One entry per user in the call, sorted by user id. */
+  changes: PlannedChange[];
+}
+
+/** One SWR call for one target and action, with every user of the batch that needs it. */
+type PlannedCall =
+  | (PlannedCallFields & { action: 'grant' | 'change'; users: UserAuth[] })
+  | (PlannedCallFields & { action: 'revoke'; userIds: string[] });
+
+/** What the planner decided for one batch. */
+interface Plan {
+  /** The `now` the plan was made with (ISO 8601). */
+  createdAt: string;
+  /** Every message of the batch (sorted, unique), including those that need no call. */
+  messageIds: string[];
+  /** Sorted by target kind and key, then grant, change, revoke. */
+  calls: PlannedCall[];
+  /** Touched targets with no actual access (SWR could not be read): nothing planned there. */
+  skipped: Target[];
+  /**
+   * Messages that needed a skipped target: they must not be acknowledged (never act on a
+   * failed read), whatever their other calls do. Sorted by message id.
+   */
+  blocked: Array<{ messageId: string; targets: Target[] }>;
+}
+
 export type {
+  ApplyOutcome,
+  ApplyResult,
+  ApplyStatus,
   AuthLevel,
   CallOptions,
+  EventUser,
   IamUser,
+  MembershipStorePort,
+  PeopleEvent,
+  PeopleEventOf,
+  PeopleEventType,
   PermissionName,
+  Plan,
+  PlanAction,
+  PlannedCall,
+  PlannedChange,
+  Policy,
+  PolicyGrant,
+  ResolvedEvent,
   SwrPermissionsPort,
   Target,
   TargetAccess,
+  TeamFact,
   UserAuth,
   UserDirectoryPort,
+  UserRecord,
 };
-export { AuthLevels, permissionOfLevel, targetKey };
+export { ApplyStatuses, AuthLevels, PlanActions, permissionOfLevel, targetKey };

@@ -1,0 +1,261 @@
+/**
+ * The access policy: which team gets what on which repository or namespace, and which users
+ * are never touched. Only the policy can grant, so a policy that is at all unclear is refused
+ * at start-up with every problem listed (file, line, YAML path, rule), never half-loaded.
+ */
+import { readFile } from 'node:fs/promises';
+import { LineCounter, parseDocument } from 'yaml';
+import { z } from 'zod';
+import { AuthLevels, type Policy, type PolicyGrant, type Target, targetKey } from '../domain.ts';
+import { ConfigError, ErrorCodes } from '../errors.ts';
+import { namespaceRule, repositoryRule, userIdRule } from '../swr/names.ts';
+import { teamNameRule } from './events.ts';
+
+/** The port through which handlers get the policy (a file in the function zip in production). */
+interface PolicyLoader {
+  load(): Promise<Policy>;
+}
+
+const requiredString = () =>
+  z.string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') });
+
+const ruleChecked = (rule: (value: unknown) => string | undefined) =>
+  requiredString().superRefine((value, ctx) => {
+    const broken = rule(value);
+    if (broken !== undefined) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} ${broken}` });
+  });
+
+const grantFields = ['namespace', 'repository', 'permission', 'exclusive'] as const;
+const rootFields = ['version', 'protectedUsers', 'managedNamespaces', 'teams'] as const;
+
+const grantSchema = z.strictObject({
+  namespace: ruleChecked(namespaceRule),
+  repository: ruleChecked(repositoryRule).optional(),
+  permission: z.enum(['read', 'write', 'manage'], {
+    error: (issue) => (issue.input === undefined ? 'is required' : 'must be read, write or manage'),
+  }),
+  exclusive: z.boolean({ error: 'must be true or false' }).default(false),
+});
+
+const policySchema = z.strictObject({
+  version: z.literal(1, { error: 'must be 1 (the only policy format version)' }),
+  protectedUsers: z.array(ruleChecked(userIdRule), { error: 'must be a list of IAM user ids' }).default([]),
+  managedNamespaces: z
+    .array(ruleChecked(namespaceRule), { error: 'must be a list of namespaces' })
+    .default([]),
+  teams: z.record(z.string(), z.array(grantSchema, { error: 'must be a list of grants' }), {
+    error: 'must map team names to lists of grants',
+  }),
+});
+
+type PathSegment = string | number;
+
+/** `['teams', 'platform', 1, 'repository']` → `teams.platform[1].repository`. */
+const formatPath = (path: readonly PathSegment[]): string => {
+  let out = '';
+  for (const segment of path) {
+    if (typeof segment === 'number') out += `[${segment}]`;
+    else if (/^[A-Za-z_][\w-]*$/.test(segment)) out += out === '' ? segment : `.${segment}`;
+    else out += `[${JSON.stringify(segment)}]`;
+  }
+  return out === '' ? '(top level)' : out;
+};
+
+interface Problem {
+  path: PathSegment[];
+  rule: string;
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** Checks zod cannot express per key: team names, and the same target twice in one team. */
+const crossChecks = (raw: unknown): Problem[] => {
+  if (!isRecord(raw) || !isRecord(raw.teams)) return [];
+  const problems: Problem[] = [];
+  if (Object.keys(raw.teams).length === 0)
+    problems.push({
+      path: ['teams'],
+      rule: 'must name at least one team (a policy without teams grants nothing)',
+    });
+  for (const [team, grants] of Object.entries(raw.teams)) {
+    const rule = teamNameRule(team);
+    if (rule !== undefined) problems.push({ path: ['teams', team], rule: `team name ${rule}` });
+    if (!Array.isArray(grants)) continue;
+    const seen = new Map<string, number>();
+    grants.forEach((grant: unknown, index) => {
+      if (!isRecord(grant) || typeof grant.namespace !== 'string') return;
+      const key =
+        typeof grant.repository === 'string' ? `${grant.namespace}/${grant.repository}` : grant.namespace;
+      const first = seen.get(key);
+      if (first === undefined) seen.set(key, index);
+      else
+        problems.push({
+          path: ['teams', team, index],
+          rule: `duplicate target ${key} (also at ${formatPath(['teams', team, first])}): ambiguous`,
+        });
+    });
+  }
+  return problems;
+};
+
+const zodProblems = (issues: readonly z.core.$ZodIssue[]): Problem[] =>
+  issues.flatMap((issue): Problem[] => {
+    const path = issue.path.filter((s): s is PathSegment => typeof s !== 'symbol');
+    if (issue.code === 'unrecognized_keys') {
+      const allowed = path.length === 0 ? rootFields : grantFields;
+      return issue.keys.map((key) => ({
+        path: [...path, key],
+        rule: `unknown field (allowed here: ${allowed.join(', ')})`,
+      }));
+    }
+    return [{ path, rule: issue.message }];
+  });
+
+const toTarget = (grant: z.output<typeof grantSchema>): Target =>
+  grant.repository === undefined
+    ? { kind: 'namespace', namespace: grant.namespace }
+    : { kind: 'repo', namespace: grant.namespace, repository: grant.repository };
+
+/**
+ * Parses a policy (YAML or JSON). Throws `ConfigError` (code POLICY) listing every problem as
+ * `<file>:<line>:<column>: <yaml path>: <rule>`.
+ *
+ * @example
+ * const policy = parsePolicy(await readFile(path, 'utf8'), path);
+ * grantsOfTeam(policy, 'platform');
+ */
+const parsePolicy = (text: string, sourcePath: string): Policy => {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const where = (offset: number | undefined): string => {
+    if (offset === undefined) return sourcePath;
+    const { line, col } = lineCounter.linePos(offset);
+    return `${sourcePath}:${line}:${col}`;
+  };
+  const invalid = (problems: string[]): ConfigError =>
+    new ConfigError(`invalid access policy ${sourcePath}`, problems, ErrorCodes.policy);
+
+  if (doc.errors.length > 0)
+    throw invalid(
+      doc.errors.map((error) => `${where(error.pos[0])}: YAML syntax: ${error.message.split('\n')[0]}`),
+    );
+
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 });
+  } catch (error) {
+    throw invalid([`${sourcePath}: YAML: ${(error as Error).message}`]);
+  }
+  if (raw === null || raw === undefined) throw invalid([`${sourcePath}: the policy is empty`]);
+
+  const parsed = policySchema.safeParse(raw);
+  const problems = [...(parsed.success ? [] : zodProblems(parsed.error.issues)), ...crossChecks(raw)];
+  if (problems.length > 0 || !parsed.success) {
+    const offsetOf = (path: PathSegment[]): number | undefined => {
+      // A missing field has no node: point at the nearest enclosing one.
+      for (let length = path.length; length >= 0; length--) {
+        const node = doc.getIn(path.slice(0, length), true) as
+          | { range?: [number, number, number] }
+          | undefined;
+        if (node?.range !== undefined) return node.range[0];
+      }
+      return undefined;
+    };
+    const located = problems.map((problem) => ({ problem, offset: offsetOf(problem.path) }));
+    located.sort((a, b) => (a.offset ?? 0) - (b.offset ?? 0));
+    throw invalid(
+      located.map(({ problem, offset }) => `${where(offset)}: ${formatPath(problem.path)}: ${problem.rule}`),
+    );
+  }
+  const { data } = parsed;
+
+  // Team names are data: a null-prototype map keeps `teams.constructor` from meaning anything.
+  const teams = Object.create(null) as Record<string, PolicyGrant[]>;
+  for (const [team, grants] of Object.entries(data.teams)) {
+    teams[team] = grants.map((grant) => ({
+      target: toTarget(grant),
+      permission: grant.permission,
+      level: AuthLevels[grant.permission],
+      exclusive: grant.exclusive,
+    }));
+  }
+  return {
+    version: 1,
+    sourcePath,
+    protectedUsers: [...new Set(data.protectedUsers)],
+    managedNamespaces: [...new Set(data.managedNamespaces)],
+    teams,
+  };
+};
+
+/**
+ * Reads and parses a policy file; an unreadable file is a `ConfigError` (code POLICY) too.
+ *
+ * @example const policy = await loadPolicyFile(process.env.POLICY_FILE);
+ */
+const loadPolicyFile = async (path: string): Promise<Policy> => {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'read failed';
+    throw new ConfigError(`cannot read access policy ${path} (${code})`, [], ErrorCodes.policy, {
+      cause: error,
+    });
+  }
+  return parsePolicy(text, path);
+};
+
+/**
+ * A `PolicyLoader` over one file. The file ships inside the function package and does not change
+ * while an instance lives, so the first successful load is kept; a failed load is not kept.
+ *
+ * @example
+ * const policyLoader = createFilePolicyLoader(config.policyFile); // module scope
+ * const policy = await policyLoader.load();                       // per invocation
+ */
+const createFilePolicyLoader = (path: string): PolicyLoader => {
+  let loaded: Promise<Policy> | undefined;
+  return {
+    load() {
+      if (loaded === undefined) {
+        loaded = loadPolicyFile(path);
+        loaded.catch(() => {
+          loaded = undefined;
+        });
+      }
+      return loaded;
+    },
+  };
+};
+
+/**
+ * The grants of a team; none for a team the policy does not name.
+ *
+ * @example grantsOfTeam(policy, 'platform').map((g) => targetKey(g.target))
+ */
+const grantsOfTeam = (policy: Policy, team: string): readonly PolicyGrant[] =>
+  Object.hasOwn(policy.teams, team) ? (policy.teams[team] ?? []) : [];
+
+/** @example isKnownTeam(policy, 'platform') // true */
+const isKnownTeam = (policy: Policy, team: string): boolean => Object.hasOwn(policy.teams, team);
+
+const kindOrder = { namespace: 0, repo: 1 } as const;
+
+/**
+ * Every target any team names, once each, sorted by kind (namespaces first) then key.
+ *
+ * @example allPolicyTargets(policy) // [{ kind: 'namespace', namespace: 'tools' }, { kind: 'repo', … }]
+ */
+const allPolicyTargets = (policy: Policy): Target[] => {
+  const byKey = new Map<string, Target>();
+  for (const grants of Object.values(policy.teams))
+    for (const { target } of grants) byKey.set(`${target.kind}:${targetKey(target)}`, target);
+  return [...byKey.values()].sort(
+    (a, b) => kindOrder[a.kind] - kindOrder[b.kind] || (targetKey(a) < targetKey(b) ? -1 : 1),
+  );
+};
+
+export type { PolicyLoader };
+export { allPolicyTargets, createFilePolicyLoader, grantsOfTeam, isKnownTeam, loadPolicyFile, parsePolicy };

@@ -1,0 +1,426 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  ConditionalCheckFailedException,
+  DescribeTableCommand,
+  DynamoDBClient,
+} from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MembershipStorePort, ResolvedEvent, UserRecord } from '../../lib/domain.ts';
+import { ErrorCodes, StoreError, SyncError } from '../../lib/errors.ts';
+import {
+  createDynamoStore,
+  createMemoryStore,
+  ensureTable,
+  stateSortKey,
+  userPartitionKey,
+} from '../../lib/store/index.ts';
+
+// dynalite ships no types; a variable specifier keeps TypeScript from asking for them.
+const dynaliteModule = 'dynalite';
+type Dynalite = (options: Record<string, number>) => Server;
+
+const hex = (n: number): string => n.toString(16).padStart(32, '0');
+const userFactory = (n = 1) => ({ id: hex(n), name: `user${String(n).padStart(2, '0')}` });
+const at = (minute: number): string => new Date(Date.UTC(2026, 10, 20, 10, minute)).toISOString();
+
+let eventSequence = 0;
+const joinEvent = (user: { id: string; name: string }, team: string, minute = 0): ResolvedEvent => ({
+  id: `evt-${++eventSequence}`,
+  type: 'membership.added',
+  occurredAt: at(minute),
+  user,
+  team,
+});
+
+const collect = async (iterable: AsyncIterable<UserRecord>): Promise<UserRecord[]> => {
+  const records: UserRecord[] = [];
+  for await (const record of iterable) records.push(record);
+  return records.sort((a, b) => (a.userId < b.userId ? -1 : 1));
+};
+
+let server: Server;
+let endpoint: string;
+let tableCount = 0;
+
+beforeAll(async () => {
+  const dynalite = ((await import(dynaliteModule)) as { default: Dynalite }).default;
+  server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  await new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())));
+});
+
+const dynamoClient = (): DynamoDBClient =>
+  new DynamoDBClient({
+    endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'fake', secretAccessKey: 'fake' },
+  });
+
+/** A fresh table per store, so every test starts empty. */
+const freshTable = async (client: DynamoDBClient): Promise<string> => {
+  const tableName = `membership-${process.pid}-${++tableCount}`;
+  await ensureTable(client, tableName);
+  return tableName;
+};
+
+interface Adapter {
+  name: string;
+  create(options?: { scanPageSize?: number }): Promise<MembershipStorePort>;
+}
+
+const adapters: Adapter[] = [
+  { name: 'memory', create: async () => createMemoryStore() },
+  {
+    name: 'dynamo',
+    create: async (options = {}) => {
+      const client = dynamoClient();
+      return createDynamoStore({ client, tableName: await freshTable(client), ...options });
+    },
+  },
+];
+
+describe.each(adapters)('membership store contract: $name', (adapter) => {
+  it('knows nothing of a user never stored', async () => {
+    // Prepare
+    const store = await adapter.create();
+
+    // Act
+    const record = await store.get(userFactory().id);
+
+    // Assess
+    expect(record).toBeUndefined();
+    expect(await collect(store.list())).toEqual([]);
+  });
+
+  it('stores the first applied event as version 1 and reads it back', async () => {
+    // Prepare
+    const store = await adapter.create();
+    const user = userFactory();
+
+    // Act
+    const result = await store.apply(user, [joinEvent(user, 'platform')]);
+
+    // Assess
+    expect(result.before).toBeUndefined();
+    expect(result.written).toBe(true);
+    expect(result.outcomes.map((o) => o.status)).toEqual(['applied']);
+    expect(result.after).toMatchObject({ userId: user.id, userName: user.name, version: 1 });
+    expect(result.after.teams.platform?.member).toBe(true);
+    expect(result.after.updatedAt).toEqual(expect.any(String));
+    expect(await store.get(user.id)).toEqual(result.after);
+  });
+
+  it('applies several events in order with one write (one version step)', async () => {
+    // Prepare
+    const store = await adapter.create();
+    const user = userFactory();
+    await store.apply(user, [joinEvent(user, 'platform', 0)]);
+    const removal: ResolvedEvent = {
+      id: 'rm',
+      type: 'membership.removed',
+      occurredAt: at(2),
+      user,
+      team: 'platform',
+    };
+    const lateJoin = joinEvent(user, 'platform', 1);
+
+    // Act
+    const result = await store.apply(user, [joinEvent(user, 'sre', 1), removal, lateJoin]);
+
+    // Assess
+    expect(result.before?.version).toBe(1);
+    expect(result.outcomes.map((o) => o.status)).toEqual(['applied', 'applied', 'stale']);
+    expect(result.after.version).toBe(2);
+    expect(result.after.teams).toMatchObject({
+      sre: { member: true },
+      platform: { member: false, eventId: 'rm' },
+    });
+    expect(await store.get(user.id)).toEqual(result.after);
+  });
+
+  it('writes nothing when no event applies (duplicates, stale facts)', async () => {
+    // Prepare
+    const store = await adapter.create();
+    const user = userFactory();
+    const join = joinEvent(user, 'platform', 5);
+    const stored = (await store.apply(user, [join])).after;
+
+    // Act
+    const result = await store.apply(user, [
+      join,
+      { id: 'late-removal', type: 'membership.removed', occurredAt: at(1), user, team: 'platform' },
+    ]);
+
+    // Assess
+    expect(result.written).toBe(false);
+    expect(result.outcomes.map((o) => o.status)).toEqual(['duplicate', 'stale']);
+    expect(await store.get(user.id)).toEqual(stored);
+  });
+
+  it('keeps the tombstone and lets it beat an older join that arrives later', async () => {
+    // Prepare
+    const store = await adapter.create();
+    const user = userFactory();
+    await store.apply(user, [{ id: 'off', type: 'user.offboarded', occurredAt: at(10), user }]);
+
+    // Act
+    const result = await store.apply(user, [joinEvent(user, 'platform', 9)]);
+
+    // Assess
+    expect(result.outcomes.map((o) => o.status)).toEqual(['superseded-by-offboarding']);
+    expect(await store.get(user.id)).toMatchObject({ offboardedAt: at(10), teams: {}, version: 1 });
+  });
+
+  it('keeps the snapshot instant', async () => {
+    // Prepare
+    const store = await adapter.create();
+    const user = userFactory();
+
+    // Act
+    await store.apply(user, [{ id: 'snap', type: 'user.teams', occurredAt: at(3), user, teams: ['a'] }]);
+
+    // Assess
+    expect(await store.get(user.id)).toMatchObject({ snapshotAt: at(3), teams: { a: { member: true } } });
+  });
+
+  it('loses no update when writers race on the same user', async () => {
+    // Prepare
+    const store = await adapter.create();
+    const user = userFactory();
+    // Each write beats at most the others once: 8 writers fit the default 8 attempts.
+    const teams = Array.from({ length: 8 }, (_, i) => `team-${i}`);
+
+    // Act
+    const results = await Promise.all(teams.map((team, i) => store.apply(user, [joinEvent(user, team, i)])));
+
+    // Assess
+    expect(results.every((r) => r.written)).toBe(true);
+    expect(results.map((r) => r.after.version).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    const final = await store.get(user.id);
+    expect(final?.version).toBe(8);
+    expect(Object.keys(final?.teams ?? {}).sort()).toEqual(teams);
+  });
+
+  it('lists every stored user', async () => {
+    // Prepare
+    const store = await adapter.create({ scanPageSize: 2 });
+    const users = [1, 2, 3, 4, 5].map(userFactory);
+    for (const user of users) await store.apply(user, [joinEvent(user, 'platform')]);
+
+    // Act
+    const listed = await collect(store.list());
+
+    // Assess
+    expect(listed.map((r) => r.userId)).toEqual(users.map((u) => u.id));
+    expect(listed.every((r) => r.version === 1 && r.teams.platform?.member === true)).toBe(true);
+  });
+
+  it('hands out copies: changing a returned record changes nothing stored', async () => {
+    // Prepare
+    const store = await adapter.create();
+    const user = userFactory();
+    const { after } = await store.apply(user, [joinEvent(user, 'platform')]);
+
+    // Act
+    after.teams.platform = { member: false, at: at(59), eventId: 'forged' };
+    after.version = 99;
+
+    // Assess
+    expect(await store.get(user.id)).toMatchObject({ version: 1, teams: { platform: { member: true } } });
+  });
+
+  it('refuses events about another user', async () => {
+    // Prepare
+    const store = await adapter.create();
+    const user = userFactory(1);
+
+    // Act
+    const applying = store.apply(user, [joinEvent(userFactory(2), 'platform')]);
+
+    // Assess
+    await expect(applying).rejects.toBeInstanceOf(SyncError);
+    expect(await store.get(user.id)).toBeUndefined();
+  });
+});
+
+describe('dynamo adapter: table and item layout', () => {
+  it('creates the table once, PAY_PER_REQUEST with pk/sk, and tolerates a second ensureTable', async () => {
+    // Prepare
+    const client = dynamoClient();
+    const tableName = await freshTable(client);
+
+    // Act
+    await ensureTable(client, tableName);
+    const described = await client.send(new DescribeTableCommand({ TableName: tableName }));
+
+    // Assess
+    expect(described.Table?.TableStatus).toBe('ACTIVE');
+    expect(described.Table?.KeySchema).toEqual([
+      { AttributeName: 'pk', KeyType: 'HASH' },
+      { AttributeName: 'sk', KeyType: 'RANGE' },
+    ]);
+    expect(described.Table?.BillingModeSummary?.BillingMode).toBe('PAY_PER_REQUEST');
+  });
+
+  it('stores USER#<id>/STATE items and lists only STATE items', async () => {
+    // Prepare
+    const client = dynamoClient();
+    const tableName = await freshTable(client);
+    const documents = DynamoDBDocumentClient.from(client);
+    const store = createDynamoStore({ client: documents, tableName, scanPageSize: 1 });
+    const user = userFactory(7);
+    await store.apply(user, [joinEvent(user, 'platform')]);
+    for (const n of [1, 2, 3])
+      await documents.send(
+        new PutCommand({
+          TableName: tableName,
+          Item: { pk: userPartitionKey(user.id), sk: `AUDIT#${at(n)}`, note: 'audit' },
+        }),
+      );
+
+    // Act
+    const raw = await documents.send(
+      new GetCommand({ TableName: tableName, Key: { pk: `USER#${user.id}`, sk: 'STATE' } }),
+    );
+    const listed = await collect(store.list());
+
+    // Assess
+    expect(stateSortKey).toBe('STATE');
+    expect(raw.Item).toMatchObject({ userId: user.id, userName: user.name, version: 1 });
+    expect(listed.map((r) => r.userId)).toEqual([user.id]);
+  });
+});
+
+describe('dynamo adapter: failures', () => {
+  const user = userFactory(3);
+
+  const mockedStore = (maxAttempts = 3) => {
+    const documents = DynamoDBDocumentClient.from(
+      new DynamoDBClient({
+        region: 'us-east-1',
+        credentials: { accessKeyId: 'fake', secretAccessKey: 'fake' },
+      }),
+    );
+    const mock = mockClient(documents);
+    const store = createDynamoStore({ client: documents, tableName: 'membership', maxAttempts });
+    return { mock, store };
+  };
+
+  it.each([
+    ['a read', 'get'],
+    ['a read before a write', 'apply'],
+  ] as const)(
+    'turns a failed %s into a retryable StoreError with the cause kept',
+    async (_name, operation) => {
+      // Prepare
+      const { mock, store } = mockedStore();
+      const cause = Object.assign(new Error('Throughput exceeds the current capacity'), {
+        name: 'ProvisionedThroughputExceededException',
+      });
+      mock.on(GetCommand).rejects(cause);
+
+      // Act
+      const running =
+        operation === 'get' ? store.get(user.id) : store.apply(user, [joinEvent(user, 'platform')]);
+
+      // Assess
+      const error = await running.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(StoreError);
+      expect(error).toMatchObject({ code: ErrorCodes.store, retryable: true, cause });
+      expect(mock.commandCalls(PutCommand)).toHaveLength(0);
+    },
+  );
+
+  it('gives up with a retryable STORE_CONFLICT after the bounded attempts', async () => {
+    // Prepare
+    const { mock, store } = mockedStore(3);
+    mock.on(GetCommand).resolves({});
+    mock
+      .on(PutCommand)
+      .rejects(new ConditionalCheckFailedException({ message: 'conditional', $metadata: {} }));
+
+    // Act
+    const error = await store.apply(user, [joinEvent(user, 'platform')]).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+
+    // Assess
+    expect(error).toBeInstanceOf(StoreError);
+    expect(error).toMatchObject({ code: ErrorCodes.conflict, retryable: true });
+    expect(mock.commandCalls(GetCommand)).toHaveLength(3);
+    expect(mock.commandCalls(PutCommand)).toHaveLength(3);
+  });
+
+  it('writes with the version read as the condition', async () => {
+    // Prepare
+    const { mock, store } = mockedStore();
+    mock.on(GetCommand).resolves({
+      Item: {
+        pk: `USER#${user.id}`,
+        sk: 'STATE',
+        userId: user.id,
+        userName: user.name,
+        teams: {},
+        version: 4,
+      },
+    });
+    mock.on(PutCommand).resolves({});
+
+    // Act
+    const result = await store.apply(user, [joinEvent(user, 'platform')]);
+
+    // Assess
+    expect(result.after.version).toBe(5);
+    const put = mock.commandCalls(PutCommand)[0]?.args[0].input;
+    expect(put).toMatchObject({
+      ConditionExpression: '#version = :version',
+      ExpressionAttributeValues: { ':version': 4 },
+      Item: { pk: `USER#${user.id}`, sk: 'STATE', version: 5 },
+    });
+    expect(mock.commandCalls(GetCommand)[0]?.args[0].input).toMatchObject({ ConsistentRead: true });
+  });
+
+  it('turns a failed write into a retryable StoreError', async () => {
+    // Prepare
+    const { mock, store } = mockedStore();
+    mock.on(GetCommand).resolves({});
+    mock.on(PutCommand).rejects(Object.assign(new Error('socket hang up'), { name: 'TimeoutError' }));
+
+    // Act
+    const error = await store.apply(user, [joinEvent(user, 'platform')]).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+
+    // Assess
+    expect(error).toBeInstanceOf(StoreError);
+    expect(error).toMatchObject({ code: ErrorCodes.store, retryable: true });
+    expect(mock.commandCalls(PutCommand)).toHaveLength(1);
+  });
+
+  it('refuses a malformed item instead of treating it as "no teams"', async () => {
+    // Prepare
+    const { mock, store } = mockedStore();
+    mock
+      .on(GetCommand)
+      .resolves({ Item: { pk: `USER#${user.id}`, sk: 'STATE', userId: user.id, teams: 'oops' } });
+
+    // Act
+    const reading = store.get(user.id);
+
+    // Assess
+    await expect(reading).rejects.toBeInstanceOf(StoreError);
+    await expect(reading).rejects.toMatchObject({ retryable: true });
+  });
+});
