@@ -1,0 +1,209 @@
+/**
+ * The pure batch planner: compares what the policy gives the users of a batch with what SWR
+ * reports (GET) and plans the fewest calls that close the gap: per target at most one grant
+ * (POST), one change (PATCH) and one revoke (DELETE), each carrying every user that needs it.
+ * No I/O; the same input always gives a deep-equal plan.
+ */
+import type {
+  AuthLevel,
+  Plan,
+  PlanAction,
+  PlannedCall,
+  PlannedChange,
+  Policy,
+  Target,
+  TargetAccess,
+  UserRecord,
+} from '../domain.ts';
+import { targetKey } from '../domain.ts';
+import {
+  compareStrings,
+  compareTargets,
+  desiredLevels,
+  grantsOfTeam,
+  isTombstoned,
+  policyTargets,
+} from './desired.ts';
+
+/** One user of a batch: the record before and after the batch's events, and their messages. */
+interface BatchUser {
+  userId: string;
+  /** The IAM user name: SWR requires `user_name` in POST and PATCH bodies. */
+  userName: string;
+  before: UserRecord | undefined;
+  after: UserRecord;
+  messageIds: string[];
+  eventIds: string[];
+  /** A `user.offboarded` event is in the batch: every policy target is checked. */
+  offboardingInBatch: boolean;
+}
+
+interface PlanInput {
+  users: readonly BatchUser[];
+  policy: Policy;
+  /** What SWR reports, by `targetKey`. A touched target without an entry could not be read. */
+  actual: ReadonlyMap<string, TargetAccess>;
+  now: Date;
+}
+
+const uniqueSorted = (values: Iterable<string>): string[] => [...new Set(values)].sort(compareStrings);
+
+/**
+ * The caller should hand in each user once; if a user appears twice (two deliveries merged
+ * badly), merge them so the plan still has one entry per user: union of messages and events,
+ * and the newest record (highest version; ties broken on content so the result is stable).
+ */
+const mergeUsers = (users: readonly BatchUser[]): BatchUser[] => {
+  const byId = new Map<string, BatchUser>();
+  for (const user of users) {
+    const known = byId.get(user.userId);
+    if (known === undefined) {
+      byId.set(user.userId, user);
+      continue;
+    }
+    const newer = pickNewer(known, user);
+    byId.set(user.userId, {
+      ...newer,
+      messageIds: uniqueSorted([...known.messageIds, ...user.messageIds]),
+      eventIds: uniqueSorted([...known.eventIds, ...user.eventIds]),
+      offboardingInBatch: known.offboardingInBatch || user.offboardingInBatch,
+    });
+  }
+  return [...byId.values()].sort((a, b) => compareStrings(a.userId, b.userId));
+};
+
+const pickNewer = (a: BatchUser, b: BatchUser): BatchUser => {
+  if (a.after.version !== b.after.version) return a.after.version > b.after.version ? a : b;
+  return compareStrings(JSON.stringify(a), JSON.stringify(b)) >= 0 ? a : b;
+};
+
+/** The targets one user's batch must re-check, keyed by `targetKey`. */
+const targetsOfUser = (
+  user: BatchUser,
+  policy: Policy,
+  everything: Map<string, Target>,
+): Map<string, Target> => {
+  if (user.offboardingInBatch || isTombstoned(user.after)) return everything;
+  const targets = new Map<string, Target>();
+  // Teams left (member: false) stay in the record so that a retry re-checks their targets.
+  const teams = new Set([...Object.keys(user.before?.teams ?? {}), ...Object.keys(user.after.teams)]);
+  for (const team of teams)
+    for (const grant of grantsOfTeam(policy, team)) targets.set(targetKey(grant.target), grant.target);
+  return targets;
+};
+
+/**
+ * Every target the batch must read from SWR before planning: the policy targets of every team
+ * present in a user's record before or after the batch (member or not), and all policy targets
+ * for a user offboarded in the batch or tombstoned. Deduplicated, sorted by kind then key.
+ *
+ * @example
+ * const targets = touchedTargets(users, policy);
+ * const actual = new Map(await Promise.all(targets.map(async (t) => [targetKey(t), await swr.getAccess(t)] as const)));
+ */
+const touchedTargets = (users: readonly BatchUser[], policy: Policy): Target[] => {
+  const everything = policyTargets(policy);
+  const touched = new Map<string, Target>();
+  for (const user of users)
+    for (const [key, target] of targetsOfUser(user, policy, everything)) touched.set(key, target);
+  return [...touched.values()].sort(compareTargets);
+};
+
+/** Grants before changes before revokes: a user moving between teams is never left with nothing. */
+const actionOrder: readonly PlanAction[] = ['grant', 'change', 'revoke'];
+
+const actionFor = (before: AuthLevel | undefined, after: AuthLevel | undefined): PlanAction | undefined => {
+  if (before === after) return undefined;
+  if (before === undefined) return 'grant';
+  return after === undefined ? 'revoke' : 'change';
+};
+
+const callFor = (target: Target, action: PlanAction, changes: PlannedChange[]): PlannedCall => {
+  const messageIds = uniqueSorted(changes.flatMap((change) => change.messageIds));
+  if (action === 'revoke')
+    return { action, target, userIds: changes.map((change) => change.userId), messageIds, changes };
+  const users = changes.map((change) => ({
+    user_id: change.userId,
+    user_name: change.userName,
+    // A grant or change always has a level to go to (see actionFor).
+    auth: change.after as AuthLevel,
+  }));
+  return { action, target, users, messageIds, changes };
+};
+
+/**
+ * Plans the SWR calls for one batch. Per touched target that SWR could be read for, each user
+ * of the batch who touches it is compared with SWR's answer: absent but desired → grant,
+ * present at another level → change, present and not desired → revoke. Protected users, the
+ * caller itself and users no message of the batch names are never in a call. A target without
+ * an `actual` entry is listed in `skipped`, and the messages that needed it in `blocked`.
+ *
+ * @example
+ * const p = plan({ users, policy, actual, now: new Date() });
+ * // p.calls[0] = { action: 'grant', target, users: [{ user_id, user_name, auth: 3 }], messageIds, changes }
+ */
+const plan = (input: PlanInput): Plan => {
+  const { policy, actual, now } = input;
+  const users = mergeUsers(input.users);
+  const protectedUsers = new Set(policy.protectedUsers);
+  const everything = policyTargets(policy);
+  const calls: PlannedCall[] = [];
+  const skipped: Target[] = [];
+  const blocked = new Map<string, Target[]>();
+
+  const considered = users
+    .filter((user) => !protectedUsers.has(user.userId))
+    .map((user) => ({
+      user,
+      targets: targetsOfUser(user, policy, everything),
+      desired: desiredLevels(user.after, policy),
+    }));
+
+  for (const target of touchedTargets(users, policy)) {
+    const key = targetKey(target);
+    const needing = considered.filter(({ targets }) => targets.has(key));
+    const access = actual.get(key);
+    if (access === undefined) {
+      skipped.push(target);
+      for (const messageId of needing.flatMap(({ user }) => user.messageIds))
+        blocked.set(messageId, [...(blocked.get(messageId) ?? []), target]);
+      continue;
+    }
+    const byAction = new Map<PlanAction, PlannedChange[]>();
+    for (const { user, desired } of needing) {
+      if (user.userId === access.selfUserId) continue;
+      const before = access.users.find((entry) => entry.user_id === user.userId)?.auth;
+      const after = desired.get(key);
+      const action = actionFor(before, after);
+      if (action === undefined) continue;
+      const change: PlannedChange = {
+        target,
+        action,
+        userId: user.userId,
+        userName: user.userName,
+        before,
+        after,
+        eventIds: uniqueSorted(user.eventIds),
+        messageIds: uniqueSorted(user.messageIds),
+      };
+      byAction.set(action, [...(byAction.get(action) ?? []), change]);
+    }
+    for (const action of actionOrder) {
+      const changes = byAction.get(action);
+      if (changes !== undefined) calls.push(callFor(target, action, changes));
+    }
+  }
+
+  return {
+    createdAt: now.toISOString(),
+    messageIds: uniqueSorted(users.flatMap((user) => user.messageIds)),
+    calls,
+    skipped,
+    blocked: [...blocked.entries()]
+      .sort(([a], [b]) => compareStrings(a, b))
+      .map(([messageId, targets]) => ({ messageId, targets })),
+  };
+};
+
+export type { BatchUser, PlanInput };
+export { plan, touchedTargets };
