@@ -1,0 +1,293 @@
+/**
+ * Configuration, read once at cold start from the environment. Every problem is collected and
+ * reported together (a deploy with three typos should fail once, not three times), and the values
+ * of secret variables never appear in any message.
+ */
+import { z } from 'zod';
+import { ConfigError } from './errors.ts';
+
+/** How the service authenticates to SWR and IAM. Exactly one kind is configured. */
+type AuthConfig =
+  | { kind: 'token'; token: string }
+  | {
+      kind: 'password';
+      domain: string;
+      user: string;
+      password: string;
+      project: string;
+      agencyDomain?: string | undefined;
+      agency?: string | undefined;
+    }
+  | { kind: 'aksk'; ak: string; sk: string; projectId: string; securityToken?: string | undefined };
+
+/** Credentials still to be fetched from Secrets Manager (a JSON object with the same env keys). */
+type CredentialsSource = AuthConfig | { kind: 'secret'; secretArn: string };
+
+interface AppConfig {
+  swrEndpoint: string;
+  iamEndpoint: string;
+  credentials: CredentialsSource;
+  /** DynamoDB membership table; absent means the in-memory store (CLI only). */
+  tableName: string | undefined;
+  dlqUrls: { accessChanges: string | undefined; offboarding: string | undefined };
+  policyFile: string;
+  /** SWR calls in flight at once, across targets. */
+  swrConcurrency: number;
+  retry: { maxAttempts: number; baseDelayMs: number; maxDelayMs: number };
+  requestTimeoutMs: number;
+  /** Time kept back from the Lambda deadline to answer SQS. */
+  safetyMarginMs: number;
+  dryRun: boolean;
+  massRevoke: { maxCount: number; maxShare: number };
+}
+
+/** Environment variables whose values are secrets: never echoed, not even when malformed. */
+const secretVariables = new Set([
+  'SWR_AUTH_TOKEN',
+  'HUAWEICLOUD_IAM_PASSWORD',
+  'HUAWEICLOUD_SDK_SK',
+  'HUAWEICLOUD_SECURITY_TOKEN',
+]);
+
+const trimmed = z.preprocess(
+  (value) => (typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined),
+  z.string().optional(),
+);
+const intIn = (min: number, max: number, fallback: number) =>
+  z.preprocess(
+    (value) => (typeof value === 'string' && value.trim() !== '' ? Number(value.trim()) : undefined),
+    z.number().int().min(min).max(max).default(fallback),
+  );
+const shareOf = (fallback: number) =>
+  z.preprocess(
+    (value) => (typeof value === 'string' && value.trim() !== '' ? Number(value.trim()) : undefined),
+    z.number().min(0).max(1).default(fallback),
+  );
+const bool = z.preprocess(
+  (value) => (typeof value === 'string' && value.trim() !== '' ? value.trim() : 'false'),
+  z.stringbool(),
+);
+
+const envSchema = z.object({
+  SWR_ENDPOINT: trimmed,
+  IAM_ENDPOINT: trimmed,
+  SWR_CREDENTIALS_SECRET_ARN: trimmed,
+  SWR_AUTH_TOKEN: trimmed,
+  HUAWEICLOUD_IAM_DOMAIN: trimmed,
+  HUAWEICLOUD_IAM_USER: trimmed,
+  HUAWEICLOUD_IAM_PASSWORD: trimmed,
+  HUAWEICLOUD_PROJECT: trimmed,
+  HUAWEICLOUD_IAM_AGENCY_DOMAIN: trimmed,
+  HUAWEICLOUD_IAM_AGENCY: trimmed,
+  HUAWEICLOUD_SDK_AK: trimmed,
+  HUAWEICLOUD_SDK_SK: trimmed,
+  HUAWEICLOUD_PROJECT_ID: trimmed,
+  HUAWEICLOUD_SECURITY_TOKEN: trimmed,
+  TABLE_NAME: trimmed,
+  ACCESS_CHANGES_DLQ_URL: trimmed,
+  OFFBOARDING_DLQ_URL: trimmed,
+  POLICY_FILE: trimmed,
+  SWR_MAX_CONCURRENCY: intIn(1, 64, 8),
+  RETRY_MAX_ATTEMPTS: intIn(1, 10, 4),
+  RETRY_BASE_DELAY_MS: intIn(1, 60_000, 200),
+  RETRY_MAX_DELAY_MS: intIn(1, 120_000, 5_000),
+  REQUEST_TIMEOUT_MS: intIn(100, 120_000, 10_000),
+  SAFETY_MARGIN_MS: intIn(0, 120_000, 5_000),
+  DRY_RUN: bool,
+  MASS_REVOKE_MAX_COUNT: intIn(0, 1_000_000, 50),
+  MASS_REVOKE_MAX_SHARE: shareOf(0.2),
+});
+
+type Env = z.infer<typeof envSchema>;
+
+const loopbackHosts = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+
+/** `https:` everywhere except loopback, where the local simulator speaks plain HTTP. */
+const endpointProblem = (name: string, value: string | undefined): string | undefined => {
+  if (value === undefined) return `${name} is required`;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return `${name} is not a URL`;
+  }
+  const loopback = loopbackHosts.has(url.hostname) || url.hostname.startsWith('127.');
+  if (url.protocol === 'https:' || (url.protocol === 'http:' && loopback)) return undefined;
+  return `${name} must use https: (plain http is allowed only for a loopback host)`;
+};
+
+const credentialsOf = (env: Env, problems: string[]): CredentialsSource | undefined => {
+  const kinds = [
+    env.SWR_CREDENTIALS_SECRET_ARN !== undefined && 'SWR_CREDENTIALS_SECRET_ARN',
+    env.SWR_AUTH_TOKEN !== undefined && 'SWR_AUTH_TOKEN',
+    (env.HUAWEICLOUD_SDK_AK ?? env.HUAWEICLOUD_SDK_SK) !== undefined && 'HUAWEICLOUD_SDK_AK/SK',
+    (env.HUAWEICLOUD_IAM_USER ?? env.HUAWEICLOUD_IAM_PASSWORD) !== undefined &&
+      'HUAWEICLOUD_IAM_USER/PASSWORD',
+  ].filter((kind): kind is string => kind !== false);
+  if (kinds.length === 0) {
+    problems.push(
+      'no credentials: set SWR_CREDENTIALS_SECRET_ARN, SWR_AUTH_TOKEN, HUAWEICLOUD_SDK_AK + HUAWEICLOUD_SDK_SK, or HUAWEICLOUD_IAM_USER + HUAWEICLOUD_IAM_PASSWORD',
+    );
+    return undefined;
+  }
+  if (kinds.length > 1) {
+    problems.push(`more than one kind of credentials is set (${kinds.join(', ')}): keep exactly one`);
+    return undefined;
+  }
+  if (env.SWR_CREDENTIALS_SECRET_ARN !== undefined) {
+    if (!/^arn:aws[\w-]*:secretsmanager:/.test(env.SWR_CREDENTIALS_SECRET_ARN))
+      problems.push('SWR_CREDENTIALS_SECRET_ARN is not a Secrets Manager ARN');
+    return { kind: 'secret', secretArn: env.SWR_CREDENTIALS_SECRET_ARN };
+  }
+  return authFromVariables(env as Record<string, unknown> as Record<string, string | undefined>, problems);
+};
+
+const required = (
+  env: Record<string, string | undefined>,
+  names: string[],
+  problems: string[],
+  why: string,
+) => {
+  for (const name of names) if (env[name] === undefined) problems.push(`${name} is required ${why}`);
+};
+
+/** Reads one auth kind from env-style keys (the environment, or a Secrets Manager JSON). */
+const authFromVariables = (
+  env: Record<string, string | undefined>,
+  problems: string[],
+): AuthConfig | undefined => {
+  const before = problems.length;
+  if (env.SWR_AUTH_TOKEN !== undefined) return { kind: 'token', token: env.SWR_AUTH_TOKEN };
+  if (env.HUAWEICLOUD_SDK_AK !== undefined || env.HUAWEICLOUD_SDK_SK !== undefined) {
+    required(
+      env,
+      ['HUAWEICLOUD_SDK_AK', 'HUAWEICLOUD_SDK_SK', 'HUAWEICLOUD_PROJECT_ID'],
+      problems,
+      'for AK/SK signing',
+    );
+    if (problems.length > before) return undefined;
+    return {
+      kind: 'aksk',
+      ak: env.HUAWEICLOUD_SDK_AK!,
+      sk: env.HUAWEICLOUD_SDK_SK!,
+      projectId: env.HUAWEICLOUD_PROJECT_ID!,
+      securityToken: env.HUAWEICLOUD_SECURITY_TOKEN,
+    };
+  }
+  required(
+    env,
+    ['HUAWEICLOUD_IAM_DOMAIN', 'HUAWEICLOUD_IAM_USER', 'HUAWEICLOUD_IAM_PASSWORD', 'HUAWEICLOUD_PROJECT'],
+    problems,
+    'for an IAM password token',
+  );
+  if ((env.HUAWEICLOUD_IAM_AGENCY === undefined) !== (env.HUAWEICLOUD_IAM_AGENCY_DOMAIN === undefined))
+    problems.push('HUAWEICLOUD_IAM_AGENCY and HUAWEICLOUD_IAM_AGENCY_DOMAIN go together');
+  if (problems.length > before) return undefined;
+  return {
+    kind: 'password',
+    domain: env.HUAWEICLOUD_IAM_DOMAIN!,
+    user: env.HUAWEICLOUD_IAM_USER!,
+    password: env.HUAWEICLOUD_IAM_PASSWORD!,
+    project: env.HUAWEICLOUD_PROJECT!,
+    agencyDomain: env.HUAWEICLOUD_IAM_AGENCY_DOMAIN,
+    agency: env.HUAWEICLOUD_IAM_AGENCY,
+  };
+};
+
+/** Names a zod issue by its variable; the value is shown only for variables that are not secret. */
+const describeIssue = (issue: z.core.$ZodIssue, env: Record<string, string | undefined>): string => {
+  const name = String(issue.path[0] ?? 'environment');
+  const shown = secretVariables.has(name) ? '(value hidden)' : JSON.stringify(env[name]);
+  return `${name}: ${issue.message} (got ${shown})`;
+};
+
+interface ReadConfigOptions {
+  /** The default policy file: the one bundled with the function. */
+  defaultPolicyFile?: string;
+  /** Queue handlers need their DLQ and table; the CLI may run without them. */
+  require?: { tableName?: boolean; dlqUrls?: boolean };
+}
+
+/**
+ * Reads and validates the configuration; throws one ConfigError listing every problem.
+ *
+ * @example const config = readConfig(process.env, { require: { tableName: true, dlqUrls: true } });
+ */
+const readConfig = (
+  source: Record<string, string | undefined>,
+  options: ReadConfigOptions = {},
+): AppConfig => {
+  const parsed = envSchema.safeParse(source);
+  if (!parsed.success)
+    throw new ConfigError(
+      'invalid configuration',
+      parsed.error.issues.map((issue) => describeIssue(issue, source)),
+    );
+  const env = parsed.data;
+  const problems: string[] = [];
+  for (const [name, value] of [
+    ['SWR_ENDPOINT', env.SWR_ENDPOINT],
+    ['IAM_ENDPOINT', env.IAM_ENDPOINT],
+  ] as const) {
+    const problem = endpointProblem(name, value);
+    if (problem !== undefined) problems.push(problem);
+  }
+  const credentials = credentialsOf(env, problems);
+  if (options.require?.tableName && env.TABLE_NAME === undefined) problems.push('TABLE_NAME is required');
+  if (
+    options.require?.dlqUrls &&
+    env.ACCESS_CHANGES_DLQ_URL === undefined &&
+    env.OFFBOARDING_DLQ_URL === undefined
+  )
+    problems.push('ACCESS_CHANGES_DLQ_URL or OFFBOARDING_DLQ_URL is required');
+  if (env.RETRY_MAX_DELAY_MS < env.RETRY_BASE_DELAY_MS)
+    problems.push('RETRY_MAX_DELAY_MS must not be smaller than RETRY_BASE_DELAY_MS');
+  const policyFile = env.POLICY_FILE ?? options.defaultPolicyFile;
+  if (policyFile === undefined) problems.push('POLICY_FILE is required');
+  if (problems.length > 0 || credentials === undefined || policyFile === undefined)
+    throw new ConfigError('invalid configuration', problems);
+  return {
+    swrEndpoint: env.SWR_ENDPOINT!,
+    iamEndpoint: env.IAM_ENDPOINT!,
+    credentials,
+    tableName: env.TABLE_NAME,
+    dlqUrls: { accessChanges: env.ACCESS_CHANGES_DLQ_URL, offboarding: env.OFFBOARDING_DLQ_URL },
+    policyFile,
+    swrConcurrency: env.SWR_MAX_CONCURRENCY,
+    retry: {
+      maxAttempts: env.RETRY_MAX_ATTEMPTS,
+      baseDelayMs: env.RETRY_BASE_DELAY_MS,
+      maxDelayMs: env.RETRY_MAX_DELAY_MS,
+    },
+    requestTimeoutMs: env.REQUEST_TIMEOUT_MS,
+    safetyMarginMs: env.SAFETY_MARGIN_MS,
+    dryRun: env.DRY_RUN,
+    massRevoke: { maxCount: env.MASS_REVOKE_MAX_COUNT, maxShare: env.MASS_REVOKE_MAX_SHARE },
+  };
+};
+
+/**
+ * Turns a Secrets Manager JSON (same keys as the environment) into auth settings.
+ * The secret's content never reaches an error message: only the names of missing keys do.
+ */
+const authFromSecret = (secretString: string): AuthConfig => {
+  let value: unknown;
+  try {
+    value = JSON.parse(secretString);
+  } catch {
+    throw new ConfigError('the credentials secret is not a JSON object', []);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new ConfigError('the credentials secret is not a JSON object', []);
+  const env: Record<string, string | undefined> = {};
+  for (const [key, entry] of Object.entries(value))
+    if (typeof entry === 'string' && entry.trim() !== '') env[key] = entry.trim();
+  const problems: string[] = [];
+  const auth = authFromVariables(env, problems);
+  if (auth === undefined || problems.length > 0)
+    throw new ConfigError('the credentials secret is incomplete', problems);
+  return auth;
+};
+
+export type { AppConfig, AuthConfig, CredentialsSource, ReadConfigOptions };
+export { authFromSecret, readConfig, secretVariables };

@@ -1,0 +1,134 @@
+/**
+ * The composition root of the queue handlers: configuration and policy are read once per cold
+ * start (a bad one fails the start, naming what is wrong), clients are built once at module scope
+ * and reused by every invocation of the instance.
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { type AppConfig, type AuthConfig, authFromSecret, readConfig } from './config.ts';
+import { createFilePolicyLoader } from './core/policy.ts';
+import { createDeadLetterSender } from './dlq.ts';
+import { ConfigError } from './errors.ts';
+import {
+  createPowertoolsLog,
+  createPowertoolsMetrics,
+  type Log,
+  MetricNames,
+  type MetricsSink,
+} from './observability.ts';
+import type { PipelineDeps, PipelineSettings } from './pipeline.ts';
+import type { QueueRuntime } from './sqs-handler.ts';
+import { createDynamoStore } from './store/index.ts';
+import { createSwrServices } from './swr/index.ts';
+
+/** Which queue a function consumes: decides its DLQ. */
+type QueueName = 'accessChanges' | 'offboarding';
+
+const defaultPolicyFile = 'config/policy.yaml';
+
+/** Credentials from the environment, or fetched once from Secrets Manager. */
+const resolveAuth = async (config: AppConfig): Promise<AuthConfig> => {
+  if (config.credentials.kind !== 'secret') return config.credentials;
+  const secrets = new SecretsManagerClient({});
+  const answer = await secrets.send(new GetSecretValueCommand({ SecretId: config.credentials.secretArn }));
+  if (answer.SecretString === undefined)
+    throw new ConfigError('the credentials secret has no string value', [config.credentials.secretArn]);
+  return authFromSecret(answer.SecretString);
+};
+
+interface BuildOptions {
+  functionName: string;
+  queue: QueueName;
+  env?: Record<string, string | undefined>;
+  log?: Log;
+  metrics?: MetricsSink;
+  /** AWS clients (tests, the local stack); by default built from the environment. */
+  clients?: { sqs?: SQSClient; dynamo?: DynamoDBClient };
+}
+
+/**
+ * Builds a queue handler's runtime. Reading the configuration is synchronous, so an invalid one
+ * throws while the module loads (the function fails to start, every problem listed); the rest
+ * (policy file, secret) is started at once and awaited by the first invocation.
+ *
+ * @example const runtime = createQueueRuntime({ functionName: 'sync', queue: 'accessChanges' });
+ */
+const createQueueRuntime = (options: BuildOptions): QueueRuntime & { config: AppConfig } => {
+  const serviceName = 'swr-access-sync';
+  const log = options.log ?? createPowertoolsLog(serviceName);
+  const metrics = options.metrics ?? createPowertoolsMetrics(serviceName);
+  const config = readConfig(options.env ?? process.env, {
+    defaultPolicyFile,
+    require: { tableName: true, dlqUrls: true },
+  });
+  const dlqUrl = config.dlqUrls[options.queue];
+  if (dlqUrl === undefined)
+    throw new ConfigError('invalid configuration', [
+      `${options.queue === 'accessChanges' ? 'ACCESS_CHANGES_DLQ_URL' : 'OFFBOARDING_DLQ_URL'} is required for ${options.functionName}`,
+    ]);
+  const policyLoader = createFilePolicyLoader(config.policyFile);
+  const sqs = options.clients?.sqs ?? new SQSClient({});
+  const dynamo = options.clients?.dynamo ?? new DynamoDBClient({});
+  const store = createDynamoStore({ client: dynamo, tableName: config.tableName as string });
+
+  const build = async () => {
+    const [policy, auth] = await Promise.all([policyLoader.load(), resolveAuth(config)]);
+    const services = createSwrServices(
+      {
+        swrEndpoint: config.swrEndpoint,
+        iamEndpoint: config.iamEndpoint,
+        auth,
+        retry: config.retry,
+        timeouts: { requestTimeoutMs: config.requestTimeoutMs },
+      },
+      {
+        onRequest: () => metrics.count(MetricNames.apiCalls),
+        onRetry: () => metrics.count(MetricNames.apiRetries),
+      },
+    );
+    const deps: PipelineDeps = {
+      swr: services.swr,
+      directory: services.users,
+      store,
+      policy,
+      deadLetters: createDeadLetterSender({ sqs, queueUrl: dlqUrl }),
+      log,
+      metrics,
+      now: () => new Date(),
+    };
+    const settings: PipelineSettings = {
+      actor: options.functionName,
+      concurrency: config.swrConcurrency,
+      dryRun: config.dryRun,
+    };
+    log.info('cold start', {
+      functionName: options.functionName,
+      policyFile: config.policyFile,
+      auth: auth.kind,
+      dryRun: config.dryRun,
+      teams: Object.keys(policy.teams).length,
+    });
+    return { deps, settings, safetyMarginMs: config.safetyMarginMs };
+  };
+
+  let ready: ReturnType<typeof build> | undefined;
+  return {
+    config,
+    log,
+    metrics,
+    ready() {
+      if (ready === undefined) {
+        ready = build();
+        // A failed start (secret unreadable) is tried again by the next invocation.
+        ready.catch(() => {
+          ready = undefined;
+        });
+      }
+      return ready;
+    },
+  };
+};
+
+export type { QueueName };
+export { createQueueRuntime, defaultPolicyFile, resolveAuth };
