@@ -1,0 +1,146 @@
+/**
+ * `npm start`: the main job on one machine. Starts the local stack (SWR/IAM simulator seeded from
+ * the demo directory, fauxqs, dynalite, pollers driving the real handlers), sends the demo events
+ * (or `--events FILE`), waits until the queues drain, and prints what changed, the final
+ * permissions per target and every dead-lettered message with its reason.
+ */
+import { parseArgs } from 'node:util';
+import { readEventsFile } from '../events-file.ts';
+import { createMemoryTelemetry } from '../observability.ts';
+import { type DeadLetterView, startLocalStack } from './stack.ts';
+
+const usage = `Usage: npm start [-- --events FILE] [-- --policy FILE]
+
+Runs swr-access-sync on an embedded local stack and prints a summary.
+  --events FILE   events to send: a JSON array or NDJSON, '-' for stdin (default events/demo.ndjson)
+  --policy FILE   access policy (default config/demo-policy.yaml)
+  --help          this text`;
+
+const levelName: Record<string, string> = { '1': 'read', '3': 'write', '7': 'manage' };
+
+const table = (rows: string[][]): string => {
+  const widths =
+    rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];
+  return rows
+    .map((row) =>
+      row
+        .map((cell, column) => cell.padEnd(widths[column] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+};
+
+const main = async (argv: string[]): Promise<number> => {
+  const { values } = parseArgs({
+    args: argv,
+    options: { events: { type: 'string' }, policy: { type: 'string' }, help: { type: 'boolean' } },
+  });
+  if (values.help) {
+    process.stdout.write(`${usage}\n`);
+    return 0;
+  }
+  const eventsFile = values.events ?? 'events/demo.ndjson';
+  const entries = await readEventsFile(eventsFile);
+  const progress = (text: string) => process.stderr.write(`${text}\n`);
+  const telemetry = createMemoryTelemetry();
+  progress('starting the local stack (SWR/IAM simulator, fauxqs, dynalite, pollers)…');
+  const stack = await startLocalStack({
+    policyFile: values.policy ?? 'config/demo-policy.yaml',
+    log: telemetry.log,
+    metrics: telemetry.metrics,
+  });
+  try {
+    progress(
+      `  SWR ${stack.sim.swrUrl}  IAM ${stack.sim.iamUrl}  SQS ${stack.sqs.endpoint}  DynamoDB ${stack.dynamo.endpoint}`,
+    );
+    const names = new Map(stack.sim.seed.users.map((user) => [user.id, user.name]));
+    names.set(stack.sim.seed.serviceAccount.id, stack.sim.seed.serviceAccount.name);
+    const nameOf = (id: string) => names.get(id) ?? id;
+    const initial = stack.sim.permissions();
+
+    progress(`sending ${entries.length} events from ${eventsFile}…`);
+    await stack.send(entries.map((entry) => entry.body));
+    let last = -1;
+    await stack.drain({
+      timeoutMs: 300_000,
+      onProgress: (remaining) => {
+        if (remaining !== last) progress(`  ${remaining} message(s) on the queues…`);
+        last = remaining;
+      },
+    });
+    const letters = await stack.deadLetters();
+    const final = stack.sim.permissions();
+
+    const out: string[] = [];
+    const changes = telemetry.lines.filter((line) => line.audit === true);
+    out.push(`\n== Changes applied (${changes.length}) ==`);
+    if (changes.length > 0)
+      out.push(
+        table([
+          ['user', 'target', 'before', 'after', 'by', 'events'],
+          ...changes.map((line) => [
+            String(line.userName),
+            String(line.target),
+            String(line.before),
+            String(line.after),
+            String(line.actor),
+            (line.eventIds as string[]).join(','),
+          ]),
+        ]),
+      );
+    out.push('\n== Final permissions (changed entries marked *) ==');
+    const rows: string[][] = [['target', 'user', 'level']];
+    const addRows = (
+      kind: 'namespace' | 'repo',
+      key: string,
+      now: Record<string, number>,
+      before: Record<string, number>,
+    ) => {
+      const users = Object.entries(now).sort(([a], [b]) => nameOf(a).localeCompare(nameOf(b)));
+      if (users.length === 0) rows.push([`${key}${kind === 'namespace' ? ' (namespace)' : ''}`, '-', '-']);
+      for (const [id, level] of users)
+        rows.push([
+          `${key}${kind === 'namespace' ? ' (namespace)' : ''}`,
+          nameOf(id),
+          `${levelName[String(level)] ?? level}${before[id] === level ? '' : ' *'}`,
+        ]);
+    };
+    for (const [key, users] of Object.entries(final.namespaces))
+      addRows('namespace', key, users, initial.namespaces[key] ?? {});
+    for (const [key, users] of Object.entries(final.repos))
+      addRows('repo', key, users, initial.repos[key] ?? {});
+    out.push(table(rows));
+    out.push(`\n== Dead-lettered messages (${letters.length}) ==`);
+    const describe = (letter: DeadLetterView) =>
+      `- [${letter.queue}] ${letter.attributes.errorCode}: ${letter.attributes.errorMessage}` +
+      `${letter.attributes.failedTarget ? ` (target ${letter.attributes.failedTarget})` : ''}` +
+      `, attempts ${letter.attributes.attempts ?? '?'}\n    body: ${letter.body.slice(0, 160)}`;
+    for (const letter of letters) out.push(describe(letter));
+    const warnings = telemetry.lines.filter((line) => line.level === 'WARN');
+    if (warnings.length > 0) {
+      out.push(`\n== Warnings (${warnings.length}) ==`);
+      for (const line of warnings)
+        out.push(`- ${line.message}${line.team ? ` (team ${String(line.team)})` : ''}`);
+    }
+    const counts = stack.sim.requestCounts();
+    const swrCalls = Object.entries(counts)
+      .filter(([route]) => route.includes('/v2/'))
+      .reduce((sum, [, count]) => sum + count, 0);
+    out.push(
+      `\n${entries.length} events sent, ${changes.length} changes, ${letters.length} dead-lettered, ${swrCalls} SWR API calls.`,
+    );
+    process.stdout.write(`${out.join('\n')}\n`);
+    return 0;
+  } finally {
+    await stack.stop();
+  }
+};
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`npm start failed: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  },
+);
