@@ -1,0 +1,537 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+/*
+ * Packages the service with osls + serverless-esbuild exactly as a deploy would (offline: no AWS
+ * account, no network) and asserts the CloudFormation template and the function zips.
+ *
+ * osls 4 has no telemetry, update check or dashboard, so `serverless package` needs no network
+ * and no credentials (verified under `unshare -n` with an empty environment). The environment
+ * below only keeps its schema cache out of $HOME (SLS_SCHEMA_CACHE_BASE_DIR) and rules out any
+ * prompt (CI=1); the dummy AWS variables guard against a plugin that would look for credentials.
+ * The same from a shell:
+ *   SLS_SCHEMA_CACHE_BASE_DIR=/tmp/sls CI=1 \
+ *   AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=eu-west-1 \
+ *   npx serverless package --stage test --package /tmp/swr-access-sync-package
+ */
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const serverlessBin = join(root, 'node_modules', 'osls', 'bin', 'serverless.js');
+const execFileAsync = promisify(execFile);
+
+interface QueueSettings {
+  name: string;
+  function: string;
+  batchSize: number;
+  maximumConcurrency: number;
+  maxReceiveCount: number;
+}
+interface QueuesConfig {
+  functionTimeoutSeconds: number;
+  visibilityTimeoutSeconds: number;
+  messageRetentionSeconds: number;
+  queues: Record<'accessChanges' | 'offboarding', QueueSettings>;
+}
+
+type Props = Record<string, unknown>;
+interface CfnResource {
+  Type: string;
+  Properties: Props;
+  Condition?: string;
+  DependsOn?: string[];
+}
+interface CfnTemplate {
+  Resources: Record<string, CfnResource>;
+  Conditions?: Record<string, unknown>;
+  Outputs?: Record<string, unknown>;
+}
+
+const functionNames = ['sync', 'offboard', 'reconcile'] as const;
+const requiredEnvironment = [
+  'TABLE_NAME',
+  'ACCESS_CHANGES_DLQ_URL',
+  'OFFBOARDING_DLQ_URL',
+  'SWR_ENDPOINT',
+  'IAM_ENDPOINT',
+  'SWR_CREDENTIALS_SECRET_ARN',
+  'POLICY_FILE',
+  'DRY_RUN',
+  'SWR_MAX_CONCURRENCY',
+  'RETRY_MAX_ATTEMPTS',
+  'POWERTOOLS_SERVICE_NAME',
+  'POWERTOOLS_METRICS_NAMESPACE',
+  'POWERTOOLS_LOG_LEVEL',
+];
+
+/** Names of the entries of a zip file, from its central directory (no unzip binary needed). */
+const zipEntryNames = (zip: Buffer): string[] => {
+  const endSignature = 0x06054b50;
+  let end = -1;
+  // The end record is 22 bytes plus a comment of at most 65535 bytes.
+  for (let offset = zip.length - 22; offset >= Math.max(0, zip.length - 22 - 0xffff); offset -= 1) {
+    if (zip.readUInt32LE(offset) === endSignature) {
+      end = offset;
+      break;
+    }
+  }
+  if (end < 0) throw new Error('not a zip file: no end of central directory');
+  const count = zip.readUInt16LE(end + 10);
+  let offset = zip.readUInt32LE(end + 16);
+  const names: string[] = [];
+  for (let index = 0; index < count; index += 1) {
+    if (zip.readUInt32LE(offset) !== 0x02014b50) throw new Error(`bad central directory entry ${index}`);
+    const nameLength = zip.readUInt16LE(offset + 28);
+    const extraLength = zip.readUInt16LE(offset + 30);
+    const commentLength = zip.readUInt16LE(offset + 32);
+    names.push(zip.toString('utf8', offset + 46, offset + 46 + nameLength));
+    offset += 46 + nameLength + extraLength + commentLength;
+  }
+  return names;
+};
+
+/** Every IAM-style statement (an object with Effect and Action/NotAction) anywhere in a value. */
+const statementsIn = (value: unknown, found: Props[] = []): Props[] => {
+  if (Array.isArray(value)) {
+    for (const item of value) statementsIn(item, found);
+  } else if (typeof value === 'object' && value !== null) {
+    const object = value as Props;
+    if ('Effect' in object && ('Action' in object || 'NotAction' in object)) found.push(object);
+    for (const child of Object.values(object)) statementsIn(child, found);
+  }
+  return found;
+};
+
+const asList = (value: unknown): unknown[] => (Array.isArray(value) ? value : [value]);
+const getAttTarget = (value: unknown): string | undefined =>
+  (value as { 'Fn::GetAtt'?: [string, string] } | undefined)?.['Fn::GetAtt']?.[0];
+
+/** A work folder of our own: no clash with a concurrent package, no stale bundle of invoke local. */
+const esbuildWorkFolder = `.esbuild-package-test-${process.pid}`;
+let outDir: string;
+let template: CfnTemplate;
+let queuesConfig: QueuesConfig;
+const zips = new Map<string, { size: number; entries: string[] }>();
+
+const resourcesOf = (type: string): [string, CfnResource][] =>
+  Object.entries(template.Resources).filter(([, resource]) => resource.Type === type);
+const resource = (logicalId: string): CfnResource => {
+  const found = template.Resources[logicalId];
+  if (found === undefined) throw new Error(`template has no resource ${logicalId}`);
+  return found;
+};
+const functionResource = (name: string): [string, CfnResource] => {
+  const found = resourcesOf('AWS::Lambda::Function').find(([, fn]) =>
+    String(fn.Properties.Handler).startsWith(`functions/${name}.`),
+  );
+  if (found === undefined) throw new Error(`template has no function with handler functions/${name}.*`);
+  return found;
+};
+/** Source queues are the ones with a RedrivePolicy; their DLQs are what it points at. */
+const sourceQueues = (): [string, CfnResource][] =>
+  resourcesOf('AWS::SQS::Queue').filter(([, queue]) => queue.Properties.RedrivePolicy !== undefined);
+const queueByName = (configName: string): [string, CfnResource] => {
+  const found = sourceQueues().find(([, queue]) =>
+    String(queue.Properties.QueueName).endsWith(`-${configName}.fifo`),
+  );
+  if (found === undefined) throw new Error(`no source queue named *-${configName}.fifo`);
+  return found;
+};
+const redriveOf = (queue: CfnResource) =>
+  queue.Properties.RedrivePolicy as { deadLetterTargetArn: unknown; maxReceiveCount: number };
+
+beforeAll(async () => {
+  queuesConfig = JSON.parse(await readFile(join(root, 'config', 'queues.json'), 'utf8')) as QueuesConfig;
+  outDir = await mkdtemp(join(tmpdir(), 'swr-access-sync-package-'));
+  await execFileAsync(
+    process.execPath,
+    [
+      serverlessBin,
+      'package',
+      '--stage',
+      'test',
+      '--package',
+      outDir,
+      `--param=esbuildWorkFolder=${esbuildWorkFolder}`,
+    ],
+    {
+      cwd: root,
+      timeout: 240_000,
+      maxBuffer: 16 * 1024 * 1024,
+      env: {
+        ...process.env,
+        SLS_SCHEMA_CACHE_BASE_DIR: outDir,
+        CI: '1',
+        AWS_ACCESS_KEY_ID: 'test',
+        AWS_SECRET_ACCESS_KEY: 'test',
+        AWS_REGION: 'eu-west-1',
+      },
+    },
+  );
+  template = JSON.parse(
+    await readFile(join(outDir, 'cloudformation-template-update-stack.json'), 'utf8'),
+  ) as CfnTemplate;
+  for (const name of functionNames) {
+    const path = join(outDir, `${name}.zip`);
+    zips.set(name, { size: (await stat(path)).size, entries: zipEntryNames(await readFile(path)) });
+  }
+}, 300_000);
+
+afterAll(async () => {
+  if (outDir !== undefined) await rm(outDir, { recursive: true, force: true });
+  await rm(join(root, esbuildWorkFolder), { recursive: true, force: true });
+});
+
+describe('queues', () => {
+  it('declares two source queues and two DLQs, every one FIFO', () => {
+    // Act
+    const queues = resourcesOf('AWS::SQS::Queue');
+
+    // Assess
+    expect(queues).toHaveLength(4);
+    for (const [, queue] of queues) {
+      expect(queue.Properties.FifoQueue).toBe(true);
+      expect(String(queue.Properties.QueueName)).toMatch(/\.fifo$/);
+    }
+  });
+
+  it.each(['accessChanges', 'offboarding'] as const)('%s redrives to its own FIFO DLQ', (key) => {
+    // Prepare
+    const settings = queuesConfig.queues[key];
+    const [logicalId, queue] = queueByName(settings.name);
+
+    // Act
+    const redrive = redriveOf(queue);
+    const dlqId = getAttTarget(redrive.deadLetterTargetArn);
+    const dlq = resource(dlqId ?? '');
+
+    // Assess
+    expect(redrive.maxReceiveCount).toBe(settings.maxReceiveCount);
+    expect(redrive.maxReceiveCount).toBeGreaterThanOrEqual(5);
+    expect(dlqId).not.toBe(logicalId);
+    expect(dlq.Properties.FifoQueue).toBe(true);
+    expect(dlq.Properties.RedrivePolicy).toBeUndefined();
+    expect(String(dlq.Properties.QueueName)).toMatch(new RegExp(`-${settings.name}-dlq\\.fifo$`));
+  });
+
+  it('gives each source queue a DLQ of its own', () => {
+    // Act
+    const dlqs = sourceQueues().map(([, queue]) => getAttTarget(redriveOf(queue).deadLetterTargetArn));
+
+    // Assess
+    expect(new Set(dlqs).size).toBe(2);
+  });
+
+  it.each([
+    ['ContentBasedDeduplication', false],
+    ['DeduplicationScope', 'messageGroup'],
+    ['FifoThroughputLimit', 'perMessageGroupId'],
+    ['SqsManagedSseEnabled', true],
+    ['MessageRetentionPeriod', 14 * 24 * 60 * 60],
+  ])('sets %s to %s on every queue', (property, expected) => {
+    // Act
+    const values = resourcesOf('AWS::SQS::Queue').map(([, queue]) => queue.Properties[property]);
+
+    // Assess
+    expect(values).toEqual([expected, expected, expected, expected]);
+  });
+
+  it('keeps a message invisible for at least 6 times the timeout of the function that consumes it', () => {
+    // Prepare
+    const mappings = resourcesOf('AWS::Lambda::EventSourceMapping');
+
+    // Act
+    const pairs = mappings.map(([, mapping]) => {
+      const queue = resource(getAttTarget(mapping.Properties.EventSourceArn) ?? '');
+      const fn = resource(getAttTarget(mapping.Properties.FunctionName) ?? '');
+      return {
+        visibility: Number(queue.Properties.VisibilityTimeout),
+        timeout: Number(fn.Properties.Timeout),
+      };
+    });
+
+    // Assess
+    expect(pairs).toHaveLength(2);
+    for (const { visibility, timeout } of pairs) {
+      expect(timeout).toBe(queuesConfig.functionTimeoutSeconds);
+      expect(visibility).toBe(queuesConfig.visibilityTimeoutSeconds);
+      expect(visibility).toBeGreaterThanOrEqual(6 * timeout);
+    }
+  });
+
+  it('lets only the configured producers send to the source queues', () => {
+    // Prepare
+    const sourceIds = sourceQueues().map(([id]) => id);
+    const policies = resourcesOf('AWS::SQS::QueuePolicy');
+
+    // Act
+    const properties = policies[0]?.[1].Properties ?? {};
+    const queues = ((properties.Queues ?? []) as { Ref: string }[]).map((queue) => queue.Ref);
+    const statements = statementsIn(properties.PolicyDocument);
+    const allow = statements.find((statement) => statement.Effect === 'Allow') ?? {};
+    const deny = statements.find((statement) => statement.Effect === 'Deny') ?? {};
+    const producers = asList((allow.Principal as { AWS?: unknown } | undefined)?.AWS);
+
+    // Assess
+    expect(policies).toHaveLength(1);
+    expect(queues.sort()).toEqual(sourceIds.sort());
+    expect(allow.Action).toBe('sqs:SendMessage');
+    expect(producers).not.toContain('*');
+    expect(producers.filter((arn) => typeof arn === 'string' && arn.startsWith('arn:aws:iam::'))).toEqual(
+      producers,
+    );
+    expect(deny.Action).toBe('sqs:SendMessage');
+    expect(deny.Condition).toEqual({ ArnNotLike: { 'aws:PrincipalArn': producers } });
+  });
+});
+
+describe('event source mappings', () => {
+  it.each(['accessChanges', 'offboarding'] as const)(
+    '%s feeds its function with partial batch failures',
+    (key) => {
+      // Prepare
+      const settings = queuesConfig.queues[key];
+      const [queueId] = queueByName(settings.name);
+      const [functionId] = functionResource(settings.function);
+
+      // Act
+      const mappings = resourcesOf('AWS::Lambda::EventSourceMapping').filter(
+        ([, mapping]) => getAttTarget(mapping.Properties.EventSourceArn) === queueId,
+      );
+
+      // Assess
+      expect(mappings).toHaveLength(1);
+      const properties = mappings[0]?.[1].Properties;
+      expect(getAttTarget(properties?.FunctionName)).toBe(functionId);
+      expect(properties?.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
+      expect(properties?.ScalingConfig).toEqual({ MaximumConcurrency: settings.maximumConcurrency });
+      expect(properties?.BatchSize).toBe(settings.batchSize);
+      expect(properties?.Enabled).toBe(true);
+    },
+  );
+});
+
+describe('functions', () => {
+  it.each(functionNames)('%s runs on nodejs22.x arm64 with the whole environment', (name) => {
+    // Act
+    const [, fn] = functionResource(name);
+    const variables = (fn.Properties.Environment as { Variables: Props }).Variables;
+
+    // Assess
+    expect(fn.Properties.Runtime).toBe('nodejs22.x');
+    expect(fn.Properties.Architectures).toEqual(['arm64']);
+    expect(Object.keys(variables)).toEqual(expect.arrayContaining(requiredEnvironment));
+    expect(variables.DRY_RUN).toBe('false');
+    expect(variables.TABLE_NAME).toBe(resourcesOf('AWS::DynamoDB::Table')[0]?.[1].Properties.TableName);
+    expect([variables.ACCESS_CHANGES_DLQ_URL, variables.OFFBOARDING_DLQ_URL]).toEqual(
+      (['accessChanges', 'offboarding'] as const).map((key) => ({
+        Ref: getAttTarget(redriveOf(queueByName(queuesConfig.queues[key].name)[1]).deadLetterTargetArn),
+      })),
+    );
+  });
+
+  it('ships package.json so that the Lambda runtime imports the .js bundles as ES modules', async () => {
+    // Act
+    const manifest = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { type?: string };
+
+    // Assess
+    expect(manifest.type).toBe('module');
+  });
+
+  it('has exactly the three functions', () => {
+    // Act
+    const handlers = resourcesOf('AWS::Lambda::Function').map(([, fn]) => fn.Properties.Handler);
+
+    // Assess
+    expect(handlers.sort()).toEqual(functionNames.map((name) => `functions/${name}.handler`).sort());
+  });
+
+  it.each([
+    ['sync', 512, 60],
+    ['offboard', 512, 60],
+    ['reconcile', 1024, 300],
+  ])('%s has %i MB and a %i s timeout', (name, memory, timeout) => {
+    // Act
+    const [, fn] = functionResource(name);
+
+    // Assess
+    expect([fn.Properties.MemorySize, fn.Properties.Timeout]).toEqual([memory, timeout]);
+  });
+
+  it('runs reconcile hourly, one sweep at a time', () => {
+    // Prepare
+    const [reconcileId, reconcile] = functionResource('reconcile');
+
+    // Act
+    const rules = resourcesOf('AWS::Events::Rule').filter(([, rule]) =>
+      (rule.Properties.Targets as { Arn: unknown }[]).some(
+        (target) => getAttTarget(target.Arn) === reconcileId,
+      ),
+    );
+
+    // Assess
+    expect(rules.map(([, rule]) => rule.Properties.ScheduleExpression)).toEqual(['rate(1 hour)']);
+    expect(reconcile.Properties.ReservedConcurrentExecutions).toBe(1);
+  });
+});
+
+describe('packages', () => {
+  it.each(functionNames)(
+    '%s.zip holds the bundle, its source map, package.json and the policy file',
+    (name) => {
+      // Prepare
+      const [, fn] = functionResource(name);
+      const policyFile = String((fn.Properties.Environment as { Variables: Props }).Variables.POLICY_FILE);
+      const zip = zips.get(name);
+
+      // Assess
+      expect(policyFile).not.toMatch(/^\//);
+      // Nothing else: no node_modules (the AWS SDK is bundled), no other function's bundle.
+      expect(zip?.entries.slice().sort()).toEqual(
+        [policyFile, 'package.json', `functions/${name}.js`, `functions/${name}.js.map`].sort(),
+      );
+      // Bundled and minified, the AWS SDK clients included: a few MB at most (Lambda allows 50).
+      expect(zip?.size).toBeGreaterThan(1024);
+      expect(zip?.size).toBeLessThan(10 * 1024 * 1024);
+    },
+  );
+});
+
+describe('IAM', () => {
+  it('never grants or denies on Resource "*", anywhere in the template', () => {
+    // Act
+    const statements = statementsIn(template);
+
+    // Assess
+    expect(statements.length).toBeGreaterThan(5);
+    for (const statement of statements) {
+      // Identity policies name their resources; only trust policies (with a Principal) have none.
+      if (statement.Principal === undefined) expect(statement.Resource).toBeDefined();
+      expect(asList(statement.Resource)).not.toContain('*');
+      expect(asList(statement.NotResource)).not.toContain('*');
+    }
+  });
+
+  it.each([
+    [
+      'sqs:ChangeMessageVisibility',
+      ['AccessChangesQueue', 'OffboardingQueue'].map((id) => ({ 'Fn::GetAtt': [id, 'Arn'] })),
+    ],
+    ['sqs:SendMessage', ['AccessChangesDlq', 'OffboardingDlq'].map((id) => ({ 'Fn::GetAtt': [id, 'Arn'] }))],
+    ['dynamodb:UpdateItem', [{ 'Fn::GetAtt': ['MembershipTable', 'Arn'] }]],
+  ])('the function role allows %s only on %j', (action, resources) => {
+    // Act
+    const statements = statementsIn(resource('IamRoleLambdaExecution').Properties.Policies).filter(
+      (statement) => asList(statement.Action).includes(action),
+    );
+
+    // Assess
+    expect(statements).toHaveLength(1);
+    expect(asList(statements[0]?.Resource)).toEqual(resources);
+  });
+
+  it('grants no secretsmanager or cloudwatch action in the role itself', () => {
+    // Act
+    const actions = statementsIn(resource('IamRoleLambdaExecution').Properties.Policies).flatMap(
+      (statement) => asList(statement.Action).map(String),
+    );
+
+    // Assess
+    expect(actions.filter((action) => /^(secretsmanager|cloudwatch):/.test(action))).toEqual([]);
+  });
+
+  it('reads the credentials secret only through a policy that exists when the secret is configured', () => {
+    // Prepare
+    const grants = Object.entries(template.Resources).filter(([, candidate]) =>
+      statementsIn(candidate).some((statement) =>
+        asList(statement.Action).includes('secretsmanager:GetSecretValue'),
+      ),
+    );
+
+    // Act
+    const [[, policy] = ['', undefined]] = grants;
+    const condition = template.Conditions?.[policy?.Condition ?? ''];
+
+    // Assess
+    expect(grants).toHaveLength(1);
+    expect(policy?.Type).toBe('AWS::IAM::Policy');
+    // The test stage keeps the default: an empty ARN, so the condition is false at deploy time.
+    expect(condition).toEqual({ 'Fn::Not': [{ 'Fn::Equals': ['', ''] }] });
+  });
+});
+
+describe('alarms and table', () => {
+  const alarmOn = (metric: string, queueId: string) =>
+    resourcesOf('AWS::CloudWatch::Alarm').find(
+      ([, alarm]) =>
+        alarm.Properties.MetricName === metric &&
+        (alarm.Properties.Dimensions as { Name: string; Value: unknown }[]).some(
+          (dimension) => dimension.Name === 'QueueName' && getAttTarget(dimension.Value) === queueId,
+        ),
+    )?.[1];
+
+  it.each(['accessChanges', 'offboarding'] as const)('alarms on any visible message in the %s DLQ', (key) => {
+    // Prepare
+    const [, queue] = queueByName(queuesConfig.queues[key].name);
+    const dlqId = getAttTarget(redriveOf(queue).deadLetterTargetArn) ?? '';
+
+    // Act
+    const alarm = alarmOn('ApproximateNumberOfMessagesVisible', dlqId);
+
+    // Assess
+    expect(alarm?.Properties).toMatchObject({
+      Namespace: 'AWS/SQS',
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+    });
+  });
+
+  it('alarms when an offboarding waits more than 300 s', () => {
+    // Prepare
+    const [queueId] = queueByName(queuesConfig.queues.offboarding.name);
+
+    // Act
+    const alarm = alarmOn('ApproximateAgeOfOldestMessage', queueId);
+
+    // Assess
+    expect(alarm?.Properties).toMatchObject({
+      Namespace: 'AWS/SQS',
+      Threshold: 300,
+      ComparisonOperator: 'GreaterThanThreshold',
+    });
+  });
+
+  it('stores memberships in one on-demand table keyed by pk and sk, with PITR and SSE', () => {
+    // Act
+    const tables = resourcesOf('AWS::DynamoDB::Table');
+
+    // Assess
+    expect(tables).toHaveLength(1);
+    expect(tables[0]?.[1].Properties).toMatchObject({
+      BillingMode: 'PAY_PER_REQUEST',
+      KeySchema: [
+        { AttributeName: 'pk', KeyType: 'HASH' },
+        { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      SSESpecification: { SSEEnabled: true },
+    });
+  });
+
+  it('outputs the queue URLs, DLQ URLs and table name', () => {
+    // Assess
+    expect(Object.keys(template.Outputs ?? {})).toEqual(
+      expect.arrayContaining([
+        'AccessChangesQueueUrl',
+        'AccessChangesDlqUrl',
+        'OffboardingQueueUrl',
+        'OffboardingDlqUrl',
+        'MembershipTableName',
+      ]),
+    );
+  });
+});
