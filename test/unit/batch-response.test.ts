@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { type BatchMessage, batchResponse, deadLetterNow, failEverything } from '../../lib/core/batch-response.ts';
+import {
+  type BatchMessage,
+  batchResponse,
+  deadLetterNow,
+  failEverything,
+} from '../../lib/core/batch-response.ts';
 
 const messages: BatchMessage[] = [
   { messageId: 'a1', groupId: 'alice' },
