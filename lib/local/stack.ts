@@ -216,7 +216,18 @@ const startLocalStack = async (options: LocalStackOptions = {}): Promise<LocalSt
                   ]),
                 ),
               });
-            if (!readOptions.remove) break;
+            if (!readOptions.remove) {
+              // Kept in flight until every DLQ is read, then released. A FIFO group stays locked
+              // while its message is in flight: without `remove`, one message per group is seen.
+              held.push({
+                url: sqs.queues[queue].dlqUrl,
+                entries: messages.map((message, index) => ({
+                  Id: String(index),
+                  ReceiptHandle: message.ReceiptHandle,
+                })),
+              });
+              continue;
+            }
             await sqs.client.send(
               new DeleteMessageBatchCommand({
                 QueueUrl: sqs.queues[queue].dlqUrl,
