@@ -86,7 +86,11 @@ interface EventFields<U> {
   id: string;
   /** ISO 8601 with a zone. */
   occurredAt: string;
-  /** ISO 8601 with a zone; when the fact takes effect, if not at once (reserved for a later issue). */
+  /**
+   * ISO 8601 with a zone; when the fact takes effect, if not at once (a leaver's last day, a
+   * contractor's start). The store keeps a future one pending until it is due; the fact's instant
+   * (for staleness) is `effectiveAt` when set, else `occurredAt`.
+   */
   effectiveAt?: string;
   source?: string;
   user: U;
@@ -97,7 +101,7 @@ type PeopleEventOf<U> =
   | (EventFields<U> & {
       type: 'membership.added';
       team: string;
-      /** ISO 8601 with a zone; when the membership ends (reserved for a later issue). */
+      /** ISO 8601 with a zone; when the membership ends (kept on the team's fact, see `TeamFact`). */
       expiresAt?: string;
     })
   | (EventFields<U> & { type: 'membership.removed'; team: string })
@@ -138,9 +142,15 @@ interface Policy {
 /** The last fact the service knows about one user in one team. */
 interface TeamFact {
   member: boolean;
-  /** `occurredAt` of the fact (ISO 8601 with a zone). */
+  /** Instant of the fact: the event's `effectiveAt`, else its `occurredAt` (ISO 8601 with a zone). */
   at: string;
   eventId: string;
+  /**
+   * When a membership from a `membership.added` with `expiresAt` ends: from that instant on the
+   * team is no longer current (see `currentTeams(record, now)`), and settling the record turns
+   * the fact into `{ member: false, at: expiresAt }`.
+   */
+  expiresAt?: string;
 }
 
 /** What the membership store keeps per user. */
@@ -156,6 +166,12 @@ interface UserRecord {
    * left at that instant, so an older join of a team the snapshot did not list stays stale.
    */
   snapshotAt?: string;
+  /**
+   * Events whose `effectiveAt` was still in the future when they arrived, in order of their
+   * instant; applied when due (`MembershipStorePort.applyDue`, or any later `apply`). Absent when
+   * empty; deduplicated by event id; at most `maxPendingEvents` (lib/core/membership.ts).
+   */
+  pending?: ResolvedEvent[];
   /** Optimistic-locking version: 0 = never stored. */
   version: number;
   /** When the store last wrote the record. */
@@ -167,6 +183,8 @@ const ApplyStatuses = {
   duplicate: 'duplicate',
   stale: 'stale',
   supersededByOffboarding: 'superseded-by-offboarding',
+  /** Effective in the future: kept in `UserRecord.pending`, applied when due. */
+  deferred: 'deferred',
 } as const;
 
 type ApplyStatus = (typeof ApplyStatuses)[keyof typeof ApplyStatuses];
@@ -179,6 +197,8 @@ interface ApplyOutcome {
   changedTeams: string[];
   /** Why an event was not applied, for logs. */
   reason?: string;
+  /** Ids of pending events an applied offboarding cancelled (effective at or before it). */
+  cancelled?: string[];
 }
 
 /** The result of `MembershipStorePort.apply`. */
@@ -188,7 +208,13 @@ interface ApplyResult {
   /** The record after the events (what is stored now when `written`). */
   after: UserRecord;
   outcomes: ApplyOutcome[];
-  /** False when no event was applied: nothing was written. */
+  /**
+   * What settling the record did at `now`, beside the events: due pending events applied (their
+   * outcomes) and expired memberships ended (eventId = the join's, reason says so). Set by the
+   * store adapters; absent or empty when nothing was due.
+   */
+  settled?: ApplyOutcome[];
+  /** False when nothing changed (no event applied or deferred, nothing settled): nothing was written. */
   written: boolean;
 }
 
@@ -196,8 +222,19 @@ interface ApplyResult {
 interface MembershipStorePort {
   /** Strongly consistent read; throws `StoreError` when the store cannot be read. */
   get(userId: string): Promise<UserRecord | undefined>;
-  /** Applies the events of one user in order, atomically (optimistic locking, retried on conflict). */
-  apply(user: IamUser, events: readonly ResolvedEvent[]): Promise<ApplyResult>;
+  /**
+   * Applies the events of one user in order, atomically (optimistic locking, retried on conflict).
+   * At `now` (default: the store's clock): the record is settled first (due pending events applied,
+   * expired memberships ended), an event effective after `now` is kept pending (`deferred`), and
+   * the record is settled again (an event may arrive already expired).
+   */
+  apply(user: IamUser, events: readonly ResolvedEvent[], now?: Date): Promise<ApplyResult>;
+  /**
+   * Settles one stored user at `now`: applies the pending events that are due and ends the
+   * memberships that expired; written (version + 1) only if something changed. `outcomes` are
+   * what settling did (also in `settled`). `undefined` for a user never stored.
+   */
+  applyDue(userId: string, now: Date): Promise<ApplyResult | undefined>;
   /** Every stored user. */
   list(): AsyncIterable<UserRecord>;
 }

@@ -4,6 +4,7 @@
  */
 import type { AuthLevel, Policy, PolicyGrant, Target, UserRecord } from '../domain.ts';
 import { targetKey } from '../domain.ts';
+import { isMemberAt } from './membership.ts';
 
 const compareStrings = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
@@ -18,16 +19,21 @@ const compareTargets = (a: Target, b: Target): number =>
 const grantsOfTeam = (policy: Policy, team: string): readonly PolicyGrant[] =>
   Object.hasOwn(policy.teams, team) ? (policy.teams[team] ?? []) : [];
 
-/** @example currentTeams(record) // ['platform', 'sre'] */
-const currentTeams = (record: UserRecord): string[] =>
+/**
+ * The user's teams, sorted. With `now`, a membership whose `expiresAt` is at or before `now` is
+ * not current (pass it wherever the time is known; without it the expiry is not looked at).
+ *
+ * @example currentTeams(record, new Date()) // ['platform', 'sre']
+ */
+const currentTeams = (record: UserRecord, now?: Date): string[] =>
   Object.entries(record.teams)
-    .filter(([, fact]) => fact.member)
+    .filter(([, fact]) => isMemberAt(fact, now))
     .map(([team]) => team)
     .sort(compareStrings);
 
-/** A user who left the company and has not been rehired into any team since. */
-const isTombstoned = (record: UserRecord): boolean =>
-  record.offboardedAt !== undefined && currentTeams(record).length === 0;
+/** A user who left the company and has not been rehired into any (current, with `now`) team since. */
+const isTombstoned = (record: UserRecord, now?: Date): boolean =>
+  record.offboardedAt !== undefined && currentTeams(record, now).length === 0;
 
 /** Every target the policy names, keyed by `targetKey`. */
 const policyTargets = (policy: Policy): Map<string, Target> => {
@@ -39,13 +45,14 @@ const policyTargets = (policy: Policy): Map<string, Target> => {
 
 /**
  * The level the policy gives a user on every target: for each target, the highest level any
- * of the user's CURRENT teams gives there. Targets absent from the map are desired at none.
+ * of the user's CURRENT teams gives there (at `now`, when given: expired memberships give
+ * nothing). Targets absent from the map are desired at none.
  *
- * @example desiredLevels(record, policy).get('core/api/server') // 3 (write)
+ * @example desiredLevels(record, policy, now).get('core/api/server') // 3 (write)
  */
-const desiredLevels = (record: UserRecord, policy: Policy): Map<string, AuthLevel> => {
+const desiredLevels = (record: UserRecord, policy: Policy, now?: Date): Map<string, AuthLevel> => {
   const levels = new Map<string, AuthLevel>();
-  for (const team of currentTeams(record)) {
+  for (const team of currentTeams(record, now)) {
     for (const grant of grantsOfTeam(policy, team)) {
       const key = targetKey(grant.target);
       const known = levels.get(key);

@@ -1,15 +1,18 @@
 /**
- * The membership store on DynamoDB. One item per user (see table.ts). `apply` is a
- * read-modify-write under optimistic locking: read strongly consistent, reduce, write on the
+ * The membership store on DynamoDB. One item per user (see table.ts). `apply` and `applyDue` are
+ * a read-modify-write under optimistic locking: read strongly consistent, reduce, write on the
  * condition that the version is still the one read; on a lost race read again and re-apply.
- * Any other failure is a retryable `StoreError`: never act on a record that could not be read.
+ * Pending (future-effective) events live inside the item (`pending`, a list of maps), under the
+ * same lock. Any other failure is a retryable `StoreError`: never act on a record that could not
+ * be read.
  */
 import { ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
+import { eventSchema } from '../core/events.ts';
 import type { ApplyResult, IamUser, MembershipStorePort, ResolvedEvent, UserRecord } from '../domain.ts';
 import { ErrorCodes, StoreError } from '../errors.ts';
-import { reduceEvents } from './reduce.ts';
+import { type Reduced, reduceEvents, settleStored } from './reduce.ts';
 import { stateSortKey, userPartitionKey } from './table.ts';
 
 interface DynamoStoreOptions {
@@ -17,14 +20,25 @@ interface DynamoStoreOptions {
   tableName: string;
   /** Attempts of one `apply` under contention before STORE_CONFLICT (default 8). */
   maxAttempts?: number;
-  /** Clock for `updatedAt`. */
+  /** Clock for `updatedAt`, and `apply`'s `now` when the caller gives none. */
   now?: () => Date;
   /** Items per Scan page of `list()` (DynamoDB's 1 MB page when unset). */
   scanPageSize?: number;
 }
 
 // Loose: attributes a later version adds to a team fact survive a rewrite by this one.
-const teamFactSchema = z.looseObject({ member: z.boolean(), at: z.string(), eventId: z.string() });
+const teamFactSchema = z.looseObject({
+  member: z.boolean(),
+  at: z.string(),
+  eventId: z.string(),
+  expiresAt: z.string().optional(),
+});
+
+// A pending event was validated when it arrived; it must still be one, with its user resolved.
+const pendingEventSchema = eventSchema.refine(
+  (event) => event.user.id !== undefined && event.user.name !== undefined,
+  { error: 'a pending event must carry the resolved user id and name' },
+);
 
 const itemSchema = z.object({
   userId: z.string(),
@@ -32,6 +46,7 @@ const itemSchema = z.object({
   teams: z.record(z.string(), teamFactSchema),
   offboardedAt: z.string().optional(),
   snapshotAt: z.string().optional(),
+  pending: z.array(pendingEventSchema).optional(),
   version: z.number().int().nonnegative(),
   updatedAt: z.string().optional(),
 });
@@ -45,11 +60,13 @@ const toRecord = (item: Record<string, unknown>): UserRecord => {
     throw new StoreError(
       `membership item ${String(item.pk)} is malformed: ${z.prettifyError(parsed.error).slice(0, 500)}`,
     );
-  const { offboardedAt, snapshotAt, updatedAt, ...rest } = parsed.data;
+  const { offboardedAt, snapshotAt, updatedAt, pending, ...rest } = parsed.data;
   return {
     ...rest,
     ...(offboardedAt === undefined ? {} : { offboardedAt }),
     ...(snapshotAt === undefined ? {} : { snapshotAt }),
+    // The refinement checked that both halves of each user are there.
+    ...(pending === undefined || pending.length === 0 ? {} : { pending: pending as ResolvedEvent[] }),
     ...(updatedAt === undefined ? {} : { updatedAt }),
   };
 };
@@ -63,6 +80,7 @@ const toItem = (record: UserRecord): Record<string, unknown> => ({
   version: record.version,
   ...(record.offboardedAt === undefined ? {} : { offboardedAt: record.offboardedAt }),
   ...(record.snapshotAt === undefined ? {} : { snapshotAt: record.snapshotAt }),
+  ...(record.pending === undefined || record.pending.length === 0 ? {} : { pending: record.pending }),
   ...(record.updatedAt === undefined ? {} : { updatedAt: record.updatedAt }),
 });
 
@@ -73,7 +91,8 @@ const backoff = (attempt: number): Promise<void> =>
 /**
  * @example
  * const store = createDynamoStore({ client: new DynamoDBClient({}), tableName: config.tableName });
- * const { before, after, outcomes, written } = await store.apply(user, events);
+ * const { before, after, outcomes, written } = await store.apply(user, events, new Date());
+ * await store.applyDue(user.id, new Date()); // pending events now due, expired memberships
  */
 const createDynamoStore = (options: DynamoStoreOptions): MembershipStorePort => {
   const { tableName, maxAttempts = 8, now = () => new Date(), scanPageSize } = options;
@@ -130,24 +149,54 @@ const createDynamoStore = (options: DynamoStoreOptions): MembershipStorePort => 
     }
   };
 
-  const apply = async (user: IamUser, events: readonly ResolvedEvent[]): Promise<ApplyResult> => {
+  /**
+   * Read, reduce, conditional write; again on a lost race. `reduce` answers `undefined` when
+   * there is nothing to do for the record read (applyDue on a user never stored).
+   */
+  const update = async (
+    userId: string,
+    reduce: (
+      before: UserRecord | undefined,
+    ) => { reduced: Reduced; outcomes: Reduced['outcomes'] } | undefined,
+  ): Promise<ApplyResult | undefined> => {
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-      const before = await get(user.id);
-      const { after, outcomes, changed } = reduceEvents(before, user, events);
-      if (!changed) return { before, after, outcomes, written: false };
+      const before = await get(userId);
+      const step = reduce(before);
+      if (step === undefined) return undefined;
+      const { after, settled, changed } = step.reduced;
+      const { outcomes } = step;
+      if (!changed) return { before, after, outcomes, settled, written: false };
       const stored: UserRecord = {
         ...after,
         version: (before?.version ?? 0) + 1,
         updatedAt: now().toISOString(),
       };
-      if (await put(stored, before?.version)) return { before, after: stored, outcomes, written: true };
+      if (await put(stored, before?.version))
+        return { before, after: stored, outcomes, settled, written: true };
       if (attempt < maxAttempts) await backoff(attempt);
     }
     throw new StoreError(
-      `membership of user ${user.id} changed under ${maxAttempts} attempts in a row; giving up for now`,
+      `membership of user ${userId} changed under ${maxAttempts} attempts in a row; giving up for now`,
       { code: ErrorCodes.conflict },
     );
   };
+
+  const apply = async (
+    user: IamUser,
+    events: readonly ResolvedEvent[],
+    at: Date = now(),
+  ): Promise<ApplyResult> =>
+    (await update(user.id, (before) => {
+      const reduced = reduceEvents(before, user, events, at);
+      return { reduced, outcomes: reduced.outcomes };
+    })) as ApplyResult;
+
+  const applyDue = (userId: string, at: Date): Promise<ApplyResult | undefined> =>
+    update(userId, (before) => {
+      if (before === undefined) return undefined;
+      const reduced = settleStored(before, at);
+      return { reduced, outcomes: reduced.settled };
+    });
 
   async function* list(): AsyncGenerator<UserRecord> {
     let startKey: Record<string, unknown> | undefined;
@@ -174,7 +223,7 @@ const createDynamoStore = (options: DynamoStoreOptions): MembershipStorePort => 
     } while (startKey !== undefined);
   }
 
-  return { get, apply, list };
+  return { get, apply, applyDue, list };
 };
 
 export type { DynamoStoreOptions };

@@ -1,24 +1,40 @@
-/** The part of `apply` both adapters share: run the reducer over a user's events in order. */
+/** The part of `apply` and `applyDue` both adapters share: run the reducer at `now`. */
 
-import { applyEvent } from '../core/membership.ts';
-import type { ApplyOutcome, IamUser, ResolvedEvent, UserRecord } from '../domain.ts';
+import { applyEvent, settleRecord } from '../core/membership.ts';
+import {
+  type ApplyOutcome,
+  ApplyStatuses,
+  type IamUser,
+  type ResolvedEvent,
+  type UserRecord,
+} from '../domain.ts';
 import { ErrorCodes, SyncError } from '../errors.ts';
 
 interface Reduced {
   after: UserRecord;
+  /** One per event, in order. */
   outcomes: ApplyOutcome[];
-  /** True when at least one event was applied: only then is anything written. */
+  /** What settling did: due pending events applied, expired memberships ended. */
+  settled: ApplyOutcome[];
+  /** True when the record changed (an event applied or deferred, or anything settled): only then is it written. */
   changed: boolean;
 }
 
+const changes = (outcome: ApplyOutcome): boolean =>
+  outcome.status === ApplyStatuses.applied || outcome.status === ApplyStatuses.deferred;
+
 /**
+ * Settles the record at `now`, applies the events in order (a future one is kept pending), and
+ * settles again: an event may arrive with its membership already expired.
+ *
  * @example
- * const { after, outcomes, changed } = reduceEvents(before, user, events);
+ * const { after, outcomes, settled, changed } = reduceEvents(before, user, events, now);
  */
 const reduceEvents = (
   before: UserRecord | undefined,
   user: IamUser,
   events: readonly ResolvedEvent[],
+  now: Date,
 ): Reduced => {
   const strangers = events.filter((event) => event.user.id !== user.id);
   if (strangers.length > 0)
@@ -27,14 +43,33 @@ const reduceEvents = (
       code: ErrorCodes.crash,
       retryable: false,
     });
-  let after: UserRecord = before ?? { userId: user.id, userName: user.name, teams: {}, version: 0 };
+  const first = settleRecord(before ?? { userId: user.id, userName: user.name, teams: {}, version: 0 }, now);
+  let after = first.record;
   const outcomes: ApplyOutcome[] = [];
   for (const event of events) {
-    const step = applyEvent(after, event);
+    const step = applyEvent(after, event, now);
     after = step.record;
     outcomes.push(step.outcome);
   }
-  return { after, outcomes, changed: outcomes.some((outcome) => outcome.status === 'applied') };
+  const last = settleRecord(after, now);
+  const settled = [...first.outcomes, ...last.outcomes];
+  return {
+    after: last.record,
+    outcomes,
+    settled,
+    changed: settled.length > 0 || outcomes.some(changes),
+  };
 };
 
-export { reduceEvents };
+/**
+ * `applyDue` for a stored record: settling alone.
+ *
+ * @example const { after, settled, changed } = settleStored(record, now);
+ */
+const settleStored = (before: UserRecord, now: Date): Reduced => {
+  const { record, outcomes } = settleRecord(before, now);
+  return { after: record, outcomes: [], settled: outcomes, changed: outcomes.length > 0 };
+};
+
+export type { Reduced };
+export { reduceEvents, settleStored };

@@ -72,11 +72,14 @@ const freshTable = async (client: DynamoDBClient): Promise<string> => {
 
 interface Adapter {
   name: string;
-  create(options?: { scanPageSize?: number }): Promise<MembershipStorePort>;
+  create(options?: { scanPageSize?: number; now?: () => Date }): Promise<MembershipStorePort>;
 }
 
 const adapters: Adapter[] = [
-  { name: 'memory', create: async () => createMemoryStore() },
+  {
+    name: 'memory',
+    create: async (options = {}) => createMemoryStore({ ...(options.now ? { now: options.now } : {}) }),
+  },
   {
     name: 'dynamo',
     create: async (options = {}) => {
@@ -409,6 +412,36 @@ describe('dynamo adapter: failures', () => {
     expect(mock.commandCalls(PutCommand)).toHaveLength(1);
   });
 
+  it('refuses an item whose pending event is not a resolved event', async () => {
+    // Prepare
+    const { mock, store } = mockedStore();
+    const pending = {
+      id: 'p',
+      type: 'membership.added',
+      occurredAt: at(1),
+      user: { id: user.id },
+      team: 'a',
+    };
+    mock.on(GetCommand).resolves({
+      Item: {
+        pk: `USER#${user.id}`,
+        sk: 'STATE',
+        userId: user.id,
+        userName: user.name,
+        teams: {},
+        version: 1,
+        pending: [pending],
+      },
+    });
+
+    // Act
+    const settling = store.applyDue(user.id, new Date(at(2)));
+
+    // Assess
+    await expect(settling).rejects.toBeInstanceOf(StoreError);
+    expect(mock.commandCalls(PutCommand)).toHaveLength(0);
+  });
+
   it('refuses a malformed item instead of treating it as "no teams"', async () => {
     // Prepare
     const { mock, store } = mockedStore();
@@ -422,5 +455,196 @@ describe('dynamo adapter: failures', () => {
     // Assess
     await expect(reading).rejects.toBeInstanceOf(StoreError);
     await expect(reading).rejects.toMatchObject({ retryable: true });
+  });
+});
+
+describe.each(adapters)('membership store contract, time-bound access: $name', (adapter) => {
+  const user = userFactory(9);
+  /** Day `n` of November 2026: the controlled clock. */
+  const day = (n: number): string => new Date(Date.UTC(2026, 10, n, 9)).toISOString();
+  const on = (n: number): Date => new Date(day(n));
+  /** A join on day 1 (the shared `joinEvent` is on the 20th). */
+  const join = (team: string): Extract<ResolvedEvent, { type: 'membership.added' }> => ({
+    id: `evt-${++eventSequence}`,
+    type: 'membership.added',
+    occurredAt: day(1),
+    user,
+    team,
+  });
+  const lastDay = (): ResolvedEvent => ({
+    id: 'last-day',
+    type: 'membership.removed',
+    occurredAt: day(2),
+    effectiveAt: day(10),
+    user,
+    team: 'platform',
+  });
+
+  it('keeps a future-effective event pending (written, deferred) and the access until it is due', async () => {
+    // Prepare
+    const store = await adapter.create();
+    await store.apply(user, [join('platform')], on(1));
+
+    // Act
+    const result = await store.apply(user, [lastDay()], on(2));
+
+    // Assess
+    expect(result.written).toBe(true);
+    expect(result.outcomes.map((o) => o.status)).toEqual(['deferred']);
+    expect(result.after.version).toBe(2);
+    const stored = await store.get(user.id);
+    expect(stored?.pending).toEqual([lastDay()]);
+    expect(stored?.teams.platform?.member).toBe(true);
+    expect((await collect(store.list()))[0]?.pending?.map((e) => e.id)).toEqual(['last-day']);
+  });
+
+  it('does not write the same pending event twice', async () => {
+    // Prepare
+    const store = await adapter.create();
+    await store.apply(user, [lastDay()], on(2));
+
+    // Act
+    const again = await store.apply(user, [lastDay()], on(3));
+
+    // Assess
+    expect(again.written).toBe(false);
+    expect(again.outcomes.map((o) => o.status)).toEqual(['duplicate']);
+    expect((await store.get(user.id))?.version).toBe(1);
+  });
+
+  it('applyDue writes nothing before the event is due, and applies it once due', async () => {
+    // Prepare
+    const store = await adapter.create();
+    await store.apply(user, [join('platform'), lastDay()], on(2));
+
+    // Act
+    const early = await store.applyDue(user.id, on(9));
+    const due = await store.applyDue(user.id, on(10));
+
+    // Assess
+    expect(early?.written).toBe(false);
+    expect(early?.outcomes).toEqual([]);
+    expect(due?.written).toBe(true);
+    expect(due?.before?.version).toBe(1);
+    expect(due?.after.version).toBe(2);
+    expect(due?.outcomes).toMatchObject([
+      { eventId: 'last-day', status: 'applied', changedTeams: ['platform'] },
+    ]);
+    expect(due?.settled).toEqual(due?.outcomes);
+    const stored = await store.get(user.id);
+    expect(stored?.pending).toBeUndefined();
+    expect(stored?.teams.platform).toEqual({ member: false, at: day(10), eventId: 'last-day' });
+  });
+
+  it('applyDue ends an expired membership at expiresAt', async () => {
+    // Prepare
+    const store = await adapter.create();
+    const contract: ResolvedEvent = { ...join('contractors'), id: 'contract', expiresAt: day(5) };
+    await store.apply(user, [contract], on(1));
+
+    // Act
+    const result = await store.applyDue(user.id, on(6));
+
+    // Assess
+    expect(result?.written).toBe(true);
+    expect(result?.outcomes).toMatchObject([
+      { eventId: 'contract', status: 'applied', changedTeams: ['contractors'] },
+    ]);
+    expect((await store.get(user.id))?.teams.contractors).toEqual({
+      member: false,
+      at: day(5),
+      eventId: 'contract',
+    });
+  });
+
+  it('applyDue knows nothing of a user never stored', async () => {
+    // Prepare
+    const store = await adapter.create();
+
+    // Act
+    const result = await store.applyDue(user.id, on(1));
+
+    // Assess
+    expect(result).toBeUndefined();
+    expect(await store.get(user.id)).toBeUndefined();
+  });
+
+  it('apply settles what is due before the new events (the queue handler when already due)', async () => {
+    // Prepare
+    const store = await adapter.create();
+    await store.apply(user, [join('platform'), lastDay()], on(2));
+
+    // Act
+    const result = await store.apply(user, [{ ...join('sre'), occurredAt: day(11) }], on(11));
+
+    // Assess
+    expect(result.outcomes.map((o) => o.status)).toEqual(['applied']);
+    expect(result.settled?.map((o) => o.eventId)).toEqual(['last-day']);
+    expect(result.after.teams).toMatchObject({ platform: { member: false }, sre: { member: true } });
+    expect(await store.get(user.id)).toEqual(result.after);
+  });
+
+  it("apply without a clock uses the store's", async () => {
+    // Prepare
+    const store = await adapter.create({ now: () => on(12) });
+
+    // Act
+    const result = await store.apply(user, [lastDay()]);
+
+    // Assess
+    expect(result.outcomes.map((o) => o.status)).toEqual(['applied']);
+    expect(result.after.pending).toBeUndefined();
+    expect(result.after.updatedAt).toBe(day(12));
+  });
+
+  it('keeps a pending snapshot, expiresAt and effectiveAt intact through a write and a read', async () => {
+    // Prepare
+    const store = await adapter.create();
+    const snapshot: ResolvedEvent = {
+      id: 'snap',
+      type: 'user.teams',
+      occurredAt: day(1),
+      effectiveAt: day(20),
+      source: 'hr',
+      user,
+      teams: ['a', 'b'],
+    };
+    const contract: ResolvedEvent = {
+      id: 'contract',
+      type: 'membership.added',
+      occurredAt: day(1),
+      effectiveAt: day(15),
+      expiresAt: day(30),
+      user,
+      team: 'contractors',
+    };
+
+    // Act
+    await store.apply(user, [snapshot, contract], on(1));
+    const stored = await store.get(user.id);
+
+    // Assess
+    expect(stored?.pending).toEqual([contract, snapshot]);
+  });
+
+  it('loses no pending event when writers race on the same user', async () => {
+    // Prepare
+    const store = await adapter.create();
+    const events = Array.from(
+      { length: 6 },
+      (_, i): ResolvedEvent => ({
+        ...join(`team-${i}`),
+        id: `future-${i}`,
+        effectiveAt: day(20 + i),
+      }),
+    );
+
+    // Act
+    await Promise.all(events.map((event) => store.apply(user, [event], on(1))));
+
+    // Assess
+    const stored = await store.get(user.id);
+    expect(stored?.version).toBe(6);
+    expect(stored?.pending?.map((e) => e.id)).toEqual(events.map((e) => e.id));
   });
 });
