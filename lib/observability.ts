@@ -29,6 +29,7 @@ const MetricNames = {
   apiRetries: 'ApiRetries',
   replans: 'Replans',
   staleEvents: 'StaleEventsIgnored',
+  deferredEvents: 'EventsDeferred',
   unknownTeams: 'UnknownTeams',
   offboardingLatency: 'OffboardingLatency',
   massRevokeBlocked: 'MassRevokeBlocked',

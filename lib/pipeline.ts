@@ -24,11 +24,8 @@ import type {
   Policy,
   ResolvedEvent,
   SwrPermissionsPort,
-  Target,
-  TargetAccess,
   UserDirectoryPort,
 } from './domain.ts';
-import { targetKey } from './domain.ts';
 import { ErrorCodes, SyncError } from './errors.ts';
 import {
   type AuditRecord,
@@ -38,6 +35,8 @@ import {
   type MetricsSink,
 } from './observability.ts';
 import { mapLimit } from './pool.ts';
+import { asSyncError, readTargets } from './read-targets.ts';
+import { createSweeper } from './reconcile/sweep.ts';
 
 /** One queue message as the pipeline needs it (from a Lambda SQS record, or a CLI file line). */
 interface PipelineRecord extends BatchMessage {
@@ -87,16 +86,6 @@ interface BatchReport {
 type MessageState = { kind: 'pending' } | { kind: 'failed'; error: SyncError };
 
 const defaultMaxReplans = 3;
-
-/** Any thrown value as a SyncError; unknown ones are retryable and described by name only. */
-const asSyncError = (error: unknown): SyncError =>
-  error instanceof SyncError
-    ? error
-    : new SyncError(`unexpected ${error instanceof Error ? error.name : typeof error}`, {
-        code: ErrorCodes.crash,
-        retryable: true,
-        cause: error,
-      });
 
 /** Per-message state of one batch, in delivery order. */
 class BatchState {
@@ -164,25 +153,6 @@ const deadlineError = (): SyncError =>
     retryable: true,
   });
 
-/** Reads every touched target; a failed read leaves the target out (never revoke on it). */
-const readTargets = async (
-  targets: readonly Target[],
-  deps: PipelineDeps,
-  concurrency: number,
-  deadline: number,
-): Promise<{ actual: Map<string, TargetAccess>; readErrors: Map<string, SyncError> }> => {
-  const actual = new Map<string, TargetAccess>();
-  const readErrors = new Map<string, SyncError>();
-  await mapLimit(targets, concurrency, async (target) => {
-    try {
-      actual.set(targetKey(target), await deps.swr.getAccess(target, { deadline }));
-    } catch (error) {
-      readErrors.set(targetKey(target), asSyncError(error));
-    }
-  });
-  return { actual, readErrors };
-};
-
 /** Users with a grant or change done for them: the only ones a concurrent offboarding can race. */
 const usersGivenAccess = (calls: readonly CallResult[]): Set<string> => {
   const users = new Set<string>();
@@ -244,16 +214,20 @@ const processRecords = async (
   const batchUsers: BatchUser[] = [];
   await mapLimit([...byUser.values()], settings.concurrency, async (entry) => {
     try {
-      const applied = await deps.store.apply(entry.user, entry.events);
-      for (const outcome of applied.outcomes)
-        if (outcome.status !== 'applied') {
-          deps.metrics.count(MetricNames.staleEvents);
-          deps.log.info('event ignored', {
-            eventId: outcome.eventId,
-            status: outcome.status,
-            reason: outcome.reason,
-          });
-        }
+      const applied = await deps.store.apply(entry.user, entry.events, deps.now());
+      for (const outcome of applied.outcomes) {
+        if (outcome.status === 'applied') continue;
+        // A deferred event waits in the store for its effectiveAt; the scheduled run applies it.
+        const deferred = outcome.status === 'deferred';
+        deps.metrics.count(deferred ? MetricNames.deferredEvents : MetricNames.staleEvents);
+        deps.log.info(deferred ? 'event deferred until it takes effect' : 'event ignored', {
+          eventId: outcome.eventId,
+          status: outcome.status,
+          reason: outcome.reason,
+        });
+      }
+      for (const outcome of applied.settled ?? [])
+        deps.log.info('time-bound fact took effect', { eventId: outcome.eventId, status: outcome.status });
       for (const event of entry.events) {
         if (event.source !== undefined) sources.set(event.id, event.source);
         const teams = event.type === 'user.teams' ? event.teams : 'team' in event ? [event.team] : [];
@@ -286,13 +260,25 @@ const processRecords = async (
   const changes: AuditRecord[] = [];
   let round: BatchUser[] = batchUsers;
   const maxReplans = settings.maxReplans ?? defaultMaxReplans;
+  const sweeper = createSweeper({
+    swr: deps.swr,
+    policy: deps.policy,
+    deadline,
+    concurrency: settings.concurrency,
+  });
   for (let attempt = 0; round.length > 0; attempt += 1) {
     if (pastDeadline()) {
       for (const user of round) for (const id of user.messageIds) state.fail(id, deadlineError());
       break;
     }
+    // Offboarding: every repository of the managed namespaces too, not only the policy's.
+    const swept = await sweeper.attach(round);
+    round = swept.users;
+    for (const [userId, error] of swept.failures)
+      for (const user of round)
+        if (user.userId === userId) for (const id of user.messageIds) state.fail(id, error);
     const targets = touchedTargets(round, deps.policy);
-    const { actual, readErrors } = await readTargets(targets, deps, settings.concurrency, deadline);
+    const { actual, readErrors } = await readTargets(targets, deps.swr, settings.concurrency, deadline);
     const planned = plan({ users: round, policy: deps.policy, actual, now: deps.now() });
     const result = await execute(
       planned,

@@ -36,6 +36,12 @@ interface BatchUser {
   eventIds: string[];
   /** A `user.offboarded` event is in the batch: every policy target is checked. */
   offboardingInBatch: boolean;
+  /**
+   * Targets to check for this user besides those of the policy (the offboarding sweep's
+   * repositories of managed namespaces; reconcile's stale grants). The user's desired level
+   * there is what the policy gives, so none for a target the policy does not name.
+   */
+  extraTargets?: readonly Target[];
 }
 
 interface PlanInput {
@@ -67,9 +73,18 @@ const mergeUsers = (users: readonly BatchUser[]): BatchUser[] => {
       messageIds: uniqueSorted([...known.messageIds, ...user.messageIds]),
       eventIds: uniqueSorted([...known.eventIds, ...user.eventIds]),
       offboardingInBatch: known.offboardingInBatch || user.offboardingInBatch,
+      ...mergedExtraTargets(known, user),
     });
   }
   return [...byId.values()].sort((a, b) => compareStrings(a.userId, b.userId));
+};
+
+const mergedExtraTargets = (a: BatchUser, b: BatchUser): Pick<BatchUser, 'extraTargets'> => {
+  if (a.extraTargets === undefined && b.extraTargets === undefined) return {};
+  const byKey = new Map<string, Target>();
+  for (const target of [...(a.extraTargets ?? []), ...(b.extraTargets ?? [])])
+    byKey.set(targetKey(target), target);
+  return { extraTargets: [...byKey.values()].sort(compareTargets) };
 };
 
 const pickNewer = (a: BatchUser, b: BatchUser): BatchUser => {
@@ -83,19 +98,27 @@ const targetsOfUser = (
   policy: Policy,
   everything: Map<string, Target>,
 ): Map<string, Target> => {
-  if (user.offboardingInBatch || isTombstoned(user.after)) return everything;
+  const extra = user.extraTargets ?? [];
+  if (user.offboardingInBatch || isTombstoned(user.after)) {
+    if (extra.length === 0) return everything;
+    const targets = new Map(everything);
+    for (const target of extra) targets.set(targetKey(target), target);
+    return targets;
+  }
   const targets = new Map<string, Target>();
   // Teams left (member: false) stay in the record so that a retry re-checks their targets.
   const teams = new Set([...Object.keys(user.before?.teams ?? {}), ...Object.keys(user.after.teams)]);
   for (const team of teams)
     for (const grant of grantsOfTeam(policy, team)) targets.set(targetKey(grant.target), grant.target);
+  for (const target of extra) targets.set(targetKey(target), target);
   return targets;
 };
 
 /**
  * Every target the batch must read from SWR before planning: the policy targets of every team
- * present in a user's record before or after the batch (member or not), and all policy targets
- * for a user offboarded in the batch or tombstoned. Deduplicated, sorted by kind then key.
+ * present in a user's record before or after the batch (member or not), all policy targets
+ * for a user offboarded in the batch or tombstoned, and each user's `extraTargets`.
+ * Deduplicated, sorted by kind then key.
  *
  * @example
  * const targets = touchedTargets(users, policy);
@@ -156,7 +179,8 @@ const plan = (input: PlanInput): Plan => {
     .map((user) => ({
       user,
       targets: targetsOfUser(user, policy, everything),
-      desired: desiredLevels(user.after, policy),
+      // Expired memberships give nothing, even in a record not yet settled.
+      desired: desiredLevels(user.after, policy, now),
     }));
 
   for (const target of touchedTargets(users, policy)) {

@@ -1,0 +1,11 @@
+/** Reconcile: the scheduled repair of drift, its report, the mass-revoke guard, the offboarding sweep. */
+export type { GuardReport, GuardStatus, MassRevokeLimits } from './guard.ts';
+export { checkMassRevoke, GuardStatuses } from './guard.ts';
+export type { ReconcileDeps, ReconcileOptions } from './reconcile.ts';
+export { runReconcile } from './reconcile.ts';
+export type { FoundCounts, ReconcileReport, ReconcileTotals, TargetError, TargetReport } from './report.ts';
+export { formatReconcileTable, reconcileLogAttributes, reconcileSummary } from './report.ts';
+export type { ReconcileRuntime, ReconcileSettings } from './runtime.ts';
+export { createReconcileRuntime } from './runtime.ts';
+export type { Sweeper } from './sweep.ts';
+export { createSweeper, needsSweep } from './sweep.ts';

@@ -1,0 +1,108 @@
+/**
+ * The composition root of the reconcile function, built like the queue handlers' runtime:
+ * configuration read once at cold start (an invalid one fails the start, naming every problem),
+ * clients built once and reused; the policy file and the credentials secret are awaited by the
+ * first invocation.
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { type AppConfig, readConfig } from '../config.ts';
+import { createFilePolicyLoader } from '../core/policy.ts';
+import {
+  createPowertoolsLog,
+  createPowertoolsMetrics,
+  type Log,
+  MetricNames,
+  type MetricsSink,
+} from '../observability.ts';
+import { defaultPolicyFile, resolveAuth } from '../runtime.ts';
+import { createDynamoStore } from '../store/index.ts';
+import { createSwrServices } from '../swr/index.ts';
+import type { ReconcileDeps, ReconcileOptions } from './reconcile.ts';
+
+/** Everything but the deadline, which each invocation takes from its context. */
+type ReconcileSettings = Omit<ReconcileOptions, 'deadline'>;
+
+interface ReconcileRuntime {
+  ready(): Promise<{ deps: ReconcileDeps; settings: ReconcileSettings; safetyMarginMs: number }>;
+  log: Log;
+  metrics: MetricsSink;
+}
+
+interface ReconcileRuntimeOptions {
+  functionName: string;
+  env?: Record<string, string | undefined>;
+  log?: Log;
+  metrics?: MetricsSink;
+  /** AWS clients (tests, the local stack); by default built from the environment. */
+  clients?: { dynamo?: DynamoDBClient };
+}
+
+/**
+ * @example
+ * const runtime = createReconcileRuntime({ functionName: 'reconcile' }); // module scope
+ * const { deps, settings, safetyMarginMs } = await runtime.ready();    // per invocation
+ */
+const createReconcileRuntime = (
+  options: ReconcileRuntimeOptions,
+): ReconcileRuntime & { config: AppConfig } => {
+  const serviceName = 'swr-access-sync';
+  const log = options.log ?? createPowertoolsLog(serviceName);
+  const metrics = options.metrics ?? createPowertoolsMetrics(serviceName);
+  const config = readConfig(options.env ?? process.env, { defaultPolicyFile, require: { tableName: true } });
+  const policyLoader = createFilePolicyLoader(config.policyFile);
+  const dynamo = options.clients?.dynamo ?? new DynamoDBClient({});
+  const store = createDynamoStore({ client: dynamo, tableName: config.tableName as string });
+
+  const build = async () => {
+    const [policy, auth] = await Promise.all([policyLoader.load(), resolveAuth(config)]);
+    const services = createSwrServices(
+      {
+        swrEndpoint: config.swrEndpoint,
+        iamEndpoint: config.iamEndpoint,
+        auth,
+        retry: config.retry,
+        timeouts: { requestTimeoutMs: config.requestTimeoutMs },
+      },
+      {
+        onRequest: () => metrics.count(MetricNames.apiCalls),
+        onRetry: () => metrics.count(MetricNames.apiRetries),
+      },
+    );
+    const deps: ReconcileDeps = { swr: services.swr, store, policy, log, metrics, now: () => new Date() };
+    const settings: ReconcileSettings = {
+      actor: options.functionName,
+      dryRun: config.dryRun,
+      allowMassRevoke: false,
+      massRevoke: config.massRevoke,
+      concurrency: config.swrConcurrency,
+    };
+    log.info('cold start', {
+      functionName: options.functionName,
+      policyFile: config.policyFile,
+      auth: auth.kind,
+      dryRun: config.dryRun,
+      massRevoke: config.massRevoke,
+    });
+    return { deps, settings, safetyMarginMs: config.safetyMarginMs };
+  };
+
+  let ready: ReturnType<typeof build> | undefined;
+  return {
+    config,
+    log,
+    metrics,
+    ready() {
+      if (ready === undefined) {
+        ready = build();
+        // A failed start (secret unreadable) is tried again by the next invocation.
+        ready.catch(() => {
+          ready = undefined;
+        });
+      }
+      return ready;
+    },
+  };
+};
+
+export type { ReconcileRuntime, ReconcileRuntimeOptions, ReconcileSettings };
+export { createReconcileRuntime };

@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { checkMassRevoke, formatShare } from '../../lib/reconcile/guard.ts';
+
+const limits = { maxCount: 50, maxShare: 0.2 };
+
+describe('checkMassRevoke', () => {
+  it.each([
+    { revokes: 0, found: 0, allow: false, status: 'ok' },
+    { revokes: 50, found: 1000, allow: false, status: 'ok' },
+    { revokes: 51, found: 1000, allow: false, status: 'blocked' },
+    { revokes: 20, found: 100, allow: false, status: 'ok' },
+    { revokes: 21, found: 100, allow: false, status: 'blocked' },
+    { revokes: 1, found: 3, allow: false, status: 'blocked' },
+    { revokes: 51, found: 1000, allow: true, status: 'overridden' },
+    { revokes: 3, found: 0, allow: false, status: 'ok' },
+  ])('$revokes of $found (allow: $allow) is $status', ({ revokes, found, allow, status }) => {
+    // Act
+    const guard = checkMassRevoke({ revokes, found }, limits, allow);
+
+    // Assess
+    expect(guard.status).toBe(status);
+    expect(guard).toMatchObject({ revokes, found, ...limits });
+    expect(guard.reason === undefined).toBe(status === 'ok');
+  });
+
+  it('names every limit that was crossed', () => {
+    // Act
+    const guard = checkMassRevoke({ revokes: 60, found: 100 }, limits, false);
+
+    // Assess
+    expect(guard.reason).toBe(
+      '60 revocations exceed the limit of 50; 60 of 100 grants (60%) exceed the limit of 20%',
+    );
+    expect(guard.share).toBeCloseTo(0.6);
+  });
+});
+
+describe('formatShare', () => {
+  it.each([
+    [0.2, '20%'],
+    [1 / 12, '8.3%'],
+    [0, '0%'],
+    [1, '100%'],
+  ])('%d is %s', (share, text) => {
+    // Act + Assess
+    expect(formatShare(share)).toBe(text);
+  });
+});
