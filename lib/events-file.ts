@@ -1,69 +1,96 @@
 /**
- * Reads a file of events: a JSON array, or one event per line (NDJSON); `-` reads standard input.
- * Each entry keeps its raw text so that a line that is not JSON can still travel as a message body
- * (the pipeline dead-letters it with its reason) or be reported with its line number.
+ * The events file format shared by `npm start` and the CLI: a JSON array of events, or one event
+ * per line (NDJSON); `-` reads standard input. This module only splits a file into message bodies,
+ * each with its place (`line 7`, `[3]`) and, for a line that is not JSON, why: `npm start` sends
+ * such a line as it is (the pipeline dead-letters it), the CLI reports it.
  */
 import { readFile } from 'node:fs/promises';
 
 interface EventsFileEntry {
-  /** 1-based line (NDJSON) or element index + 1 (JSON array), for messages. */
-  position: number;
+  /** `line 3` (NDJSON) or `[2]` (array). */
+  label: string;
   /** The message body as it would travel on the queue. */
   body: string;
-  /** The parsed value, when the entry is JSON. */
-  value: unknown;
-  parseError: string | undefined;
+  /** Set when an NDJSON line is not JSON. */
+  jsonError: string | undefined;
 }
 
-const readStdin = async (): Promise<string> => {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(Buffer.from(chunk as Buffer));
-  return Buffer.concat(chunks).toString('utf8');
+interface SplitEventsFile {
+  format: 'array' | 'ndjson';
+  entries: EventsFileEntry[];
+}
+
+/** A file that cannot be split at all (a broken JSON array, an unreadable path). */
+class EventsFileError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'EventsFileError';
+  }
+}
+
+/** V8's JSON messages quote the input; keep only the position. */
+const jsonReason = (error: unknown): string => {
+  const position = /position (\d+)/.exec(String((error as Error)?.message))?.[1];
+  return `not valid JSON${position === undefined ? '' : ` (error at position ${position})`}`;
 };
 
 /**
- * @example const entries = parseEventsText('[{"id":"e1",…}]');
+ * @example splitEventsText('{"id":"e1"}\nnot json\n').entries.map((e) => e.label) // ['line 1', 'line 2']
  */
-const parseEventsText = (text: string): EventsFileEntry[] => {
-  const trimmed = text.trimStart();
+const splitEventsText = (text: string): SplitEventsFile => {
+  const trimmed = text.replace(/^\uFEFF/, '').trimStart();
   if (trimmed.startsWith('[')) {
     let array: unknown;
     try {
       array = JSON.parse(trimmed);
     } catch (error) {
-      throw new SyntaxError(
-        `the events file looks like a JSON array but is not valid JSON: ${(error as Error).message}`,
-      );
+      // Nothing of a broken array can be trusted to be where it seems: refuse the whole file.
+      throw new EventsFileError(`the events file is a JSON array that does not parse: ${jsonReason(error)}`);
     }
     if (!Array.isArray(array))
-      throw new SyntaxError('the events file must hold a JSON array or one event per line');
-    return array.map((value, index) => ({
-      position: index + 1,
-      body: typeof value === 'string' ? value : JSON.stringify(value),
-      value,
-      parseError: undefined,
-    }));
+      throw new EventsFileError('the events file starts with [ but is not a JSON array');
+    return {
+      format: 'array',
+      entries: array.map((item: unknown, index) => ({
+        label: `[${index}]`,
+        body: JSON.stringify(item),
+        jsonError: undefined,
+      })),
+    };
   }
   const entries: EventsFileEntry[] = [];
-  text.split(/\r?\n/).forEach((line, index) => {
+  text.split(/\r?\n/).forEach((raw, index) => {
+    const line = index === 0 ? raw.replace(/^\uFEFF/, '') : raw;
     if (line.trim() === '') return;
+    let jsonError: string | undefined;
     try {
-      entries.push({ position: index + 1, body: line, value: JSON.parse(line), parseError: undefined });
+      JSON.parse(line);
     } catch (error) {
-      entries.push({
-        position: index + 1,
-        body: line,
-        value: undefined,
-        parseError: (error as Error).message,
-      });
+      jsonError = jsonReason(error);
     }
+    entries.push({ label: `line ${index + 1}`, body: line, jsonError });
   });
-  return entries;
+  return { format: 'ndjson', entries };
 };
 
-/** @example const entries = await readEventsFile(process.argv[2] ?? '-'); */
-const readEventsFile = async (path: string): Promise<EventsFileEntry[]> =>
-  parseEventsText(path === '-' ? await readStdin() : await readFile(path, 'utf8'));
+const readAll = async (stream: AsyncIterable<string | Uint8Array>): Promise<string> => {
+  const decoder = new TextDecoder();
+  let text = '';
+  for await (const chunk of stream)
+    text += typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true });
+  return text + decoder.decode();
+};
 
-export type { EventsFileEntry };
-export { parseEventsText, readEventsFile };
+/** @example const text = await readEventsText('events.ndjson', process.stdin); */
+const readEventsText = async (path: string, stdin: AsyncIterable<string | Uint8Array>): Promise<string> => {
+  if (path === '-') return readAll(stdin);
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'read failed';
+    throw new EventsFileError(`cannot read the events file ${path} (${code})`, { cause: error });
+  }
+};
+
+export type { EventsFileEntry, SplitEventsFile };
+export { EventsFileError, readEventsText, splitEventsText };

@@ -6,6 +6,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { createDynamoAuditStore } from './audit/index.ts';
 import { type AppConfig, type AuthConfig, authFromSecret, readConfig } from './config.ts';
 import { createFilePolicyLoader } from './core/policy.ts';
 import { createDeadLetterSender } from './dlq.ts';
@@ -71,6 +72,8 @@ const createQueueRuntime = (options: BuildOptions): QueueRuntime & { config: App
   const sqs = options.clients?.sqs ?? new SQSClient({});
   const dynamo = options.clients?.dynamo ?? new DynamoDBClient({});
   const store = createDynamoStore({ client: dynamo, tableName: config.tableName as string });
+  // Applied changes are kept in the same table (AUDIT# items), beside the log records.
+  const auditStore = createDynamoAuditStore({ client: dynamo, tableName: config.tableName as string });
 
   const build = async () => {
     const [policy, auth] = await Promise.all([policyLoader.load(), resolveAuth(config)]);
@@ -95,6 +98,7 @@ const createQueueRuntime = (options: BuildOptions): QueueRuntime & { config: App
       deadLetters: createDeadLetterSender({ sqs, queueUrl: dlqUrl }),
       log,
       metrics,
+      audit: (records) => auditStore.write(records),
       now: () => new Date(),
     };
     const settings: PipelineSettings = {

@@ -5,7 +5,7 @@
  * permissions per target and every dead-lettered message with its reason.
  */
 import { parseArgs } from 'node:util';
-import { readEventsFile } from '../events-file.ts';
+import { readEventsText, splitEventsText } from '../events-file.ts';
 import { createMemoryTelemetry } from '../observability.ts';
 import { type DeadLetterView, startLocalStack } from './stack.ts';
 
@@ -41,7 +41,7 @@ const main = async (argv: string[]): Promise<number> => {
     return 0;
   }
   const eventsFile = values.events ?? 'events/demo.ndjson';
-  const entries = await readEventsFile(eventsFile);
+  const { entries } = splitEventsText(await readEventsText(eventsFile, process.stdin));
   const progress = (text: string) => process.stderr.write(`${text}\n`);
   const telemetry = createMemoryTelemetry();
   progress('starting the local stack (SWR/IAM simulator, fauxqs, dynalite, pollers)…');

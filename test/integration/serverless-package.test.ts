@@ -505,7 +505,7 @@ describe('alarms and table', () => {
     });
   });
 
-  it('stores memberships in one on-demand table keyed by pk and sk, with PITR and SSE', () => {
+  it('stores memberships in one on-demand table keyed by pk and sk, with PITR, SSE and audit TTL', () => {
     // Act
     const tables = resourcesOf('AWS::DynamoDB::Table');
 
@@ -519,6 +519,7 @@ describe('alarms and table', () => {
       ],
       PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
       SSESpecification: { SSEEnabled: true },
+      TimeToLiveSpecification: { AttributeName: 'expiresAtEpoch', Enabled: true },
     });
   });
 

@@ -1,0 +1,144 @@
+/**
+ * The audit trail in the membership table (see items.ts for the keys). Writes go in
+ * BatchWriteItem calls of 25; what DynamoDB leaves unprocessed (throttling) is sent again with
+ * back-off a few times, then the write fails as a retryable StoreError naming how many records
+ * were not kept: the caller logs them, so nothing is silently lost.
+ */
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  BatchWriteCommand,
+  type BatchWriteCommandOutput,
+  DynamoDBDocumentClient,
+  QueryCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { StoreError } from '../errors.ts';
+import { userPartitionKey } from '../store/table.ts';
+import {
+  auditSortKeyPrefix,
+  defaultRetentionDays,
+  fromAuditItem,
+  nameIndexPartitionKey,
+  toAuditItem,
+  toNameIndexItem,
+} from './items.ts';
+import type { AuditQueryOptions, AuditStorePort } from './store.ts';
+
+interface DynamoAuditStoreOptions {
+  client: DynamoDBDocumentClient | DynamoDBClient;
+  tableName: string;
+  /** Days until DynamoDB TTL may delete a record (attribute `expiresAtEpoch`); default 400. */
+  retentionDays?: number;
+  /** BatchWriteItem calls per chunk before giving up on unprocessed items; default 4. */
+  maxAttempts?: number;
+  /** Back-off before re-sending unprocessed items (tests pass a fast one). */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** DynamoDB's BatchWriteItem limit. */
+const batchSize = 25;
+
+type Item = Record<string, unknown>;
+
+const describe = (error: unknown): string =>
+  error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+
+const defaultSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** BatchWriteItem refuses two requests for one key in a call: keep the last of each key. */
+const uniqueByKey = (items: readonly Item[]): Item[] => {
+  const byKey = new Map<string, Item>();
+  for (const item of items) byKey.set(`${String(item.pk)}\u0000${String(item.sk)}`, item);
+  return [...byKey.values()];
+};
+
+/**
+ * @example
+ * const audit = createDynamoAuditStore({ client: new DynamoDBClient({}), tableName: config.tableName });
+ * await audit.write(report.changes);
+ */
+const createDynamoAuditStore = (options: DynamoAuditStoreOptions): AuditStorePort => {
+  const { tableName, retentionDays = defaultRetentionDays, maxAttempts = 4, sleep = defaultSleep } = options;
+  const client =
+    options.client instanceof DynamoDBDocumentClient
+      ? options.client
+      : DynamoDBDocumentClient.from(options.client, { marshallOptions: { removeUndefinedValues: true } });
+
+  const writeChunk = async (chunk: readonly Item[]): Promise<void> => {
+    let pending = chunk.map((Item) => ({ PutRequest: { Item } }));
+    for (let attempt = 1; ; attempt += 1) {
+      let answer: BatchWriteCommandOutput;
+      try {
+        answer = await client.send(new BatchWriteCommand({ RequestItems: { [tableName]: pending } }));
+      } catch (error) {
+        throw new StoreError(`audit write failed (${pending.length} records): ${describe(error)}`, {
+          cause: error,
+        });
+      }
+      const left = answer.UnprocessedItems?.[tableName] ?? [];
+      if (left.length === 0) return;
+      if (attempt >= maxAttempts)
+        throw new StoreError(
+          `audit write left ${left.length} of ${chunk.length} items unprocessed after ${maxAttempts} attempts`,
+        );
+      pending = left as typeof pending;
+      await sleep(Math.min(1_000, 50 * 2 ** (attempt - 1)));
+    }
+  };
+
+  const queryAll = async (
+    pk: string,
+    prefix: string,
+    newestFirst: boolean,
+    limit: number | undefined,
+  ): Promise<Item[]> => {
+    const items: Item[] = [];
+    let startKey: Item | undefined;
+    do {
+      let page: { Items?: Item[]; LastEvaluatedKey?: Item };
+      try {
+        page = await client.send(
+          new QueryCommand({
+            TableName: tableName,
+            KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :prefix)',
+            ExpressionAttributeNames: { '#pk': 'pk', '#sk': 'sk' },
+            ExpressionAttributeValues: { ':pk': pk, ':prefix': prefix },
+            ScanIndexForward: !newestFirst,
+            ...(limit === undefined ? {} : { Limit: limit - items.length }),
+            ...(startKey === undefined ? {} : { ExclusiveStartKey: startKey }),
+          }),
+        );
+      } catch (error) {
+        throw new StoreError(`audit read failed for ${pk}: ${describe(error)}`, { cause: error });
+      }
+      items.push(...(page.Items ?? []));
+      startKey = page.LastEvaluatedKey;
+    } while (startKey !== undefined && (limit === undefined || items.length < limit));
+    return items;
+  };
+
+  return {
+    async write(records) {
+      const items = uniqueByKey(
+        records.flatMap((record) => [
+          toAuditItem(record, retentionDays),
+          toNameIndexItem(record, retentionDays),
+        ]),
+      );
+      for (let start = 0; start < items.length; start += batchSize)
+        await writeChunk(items.slice(start, start + batchSize));
+    },
+    async listByUserId(userId: string, queryOptions: AuditQueryOptions = {}) {
+      // The STATE item shares the partition; the prefix keeps to audit items. The name-index
+      // items live under NAME# partitions, never here.
+      const items = await queryAll(userPartitionKey(userId), auditSortKeyPrefix, true, queryOptions.limit);
+      return items.map(fromAuditItem);
+    },
+    async userIdsByName(userName: string) {
+      const items = await queryAll(nameIndexPartitionKey(userName), auditSortKeyPrefix, false, undefined);
+      return items.map((item) => String(item.userId)).sort();
+    },
+  };
+};
+
+export type { DynamoAuditStoreOptions };
+export { createDynamoAuditStore };

@@ -1,0 +1,91 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CliIo } from '../../lib/cli/io.ts';
+import { main } from '../../lib/cli/main.ts';
+import { type LocalDynamo, startLocalDynamo } from '../../lib/local/dynamo.ts';
+import { type Simulator, startSimulator } from '../../lib/sim/index.ts';
+import { ensureTable } from '../../lib/store/index.ts';
+
+const alice = 'a11ce000000000000000000000000001';
+const apiServer = { kind: 'repo', namespace: 'core', repository: 'api/server' } as const;
+const tableName = 'cli-reconcile';
+
+let sim: Simulator;
+let dynamo: LocalDynamo;
+
+beforeAll(async () => {
+  sim = await startSimulator();
+  dynamo = await startLocalDynamo();
+  await ensureTable(dynamo.client, tableName);
+});
+
+afterAll(async () => {
+  await dynamo.stop();
+  await sim.close();
+});
+
+const envFactory = (extra: Record<string, string> = {}): Record<string, string> => ({
+  SWR_ENDPOINT: sim.swrUrl,
+  IAM_ENDPOINT: sim.iamUrl,
+  SWR_AUTH_TOKEN: sim.seed.serviceAccount.staticToken ?? '',
+  POLICY_FILE: 'config/demo-policy.yaml',
+  TABLE_NAME: tableName,
+  ...extra,
+});
+
+const run = async (argv: string[], env: Record<string, string>, stdin = '') => {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: Partial<CliIo> = {
+    stdout: { write: (text: string) => out.push(text) },
+    stderr: { write: (text: string) => err.push(text) },
+    stdin: (async function* () {
+      yield stdin;
+    })(),
+    env,
+    aws: { dynamo: dynamo.client },
+  };
+  return { code: await main(argv, io), stdout: out.join(''), stderr: err.join('') };
+};
+
+describe('swr-access reconcile', () => {
+  it('needs the membership table (exit 2)', async () => {
+    // Prepare
+    const { TABLE_NAME: _dropped, ...env } = envFactory();
+
+    // Act
+    const { code, stderr } = await run(['reconcile'], env);
+
+    // Assess
+    expect(code).toBe(2);
+    expect(stderr).toContain('TABLE_NAME is required');
+  });
+
+  it('exits 1 when the mass-revoke guard blocks, and fixes the drift with --allow-mass-revoke', async () => {
+    // Prepare: the store knows alice left backend; a hand-made grant brings her write back.
+    const left = JSON.stringify({
+      id: 'ev-alice-left',
+      type: 'membership.removed',
+      occurredAt: '2026-11-20T10:00:00Z',
+      user: { id: alice },
+      team: 'backend',
+    });
+    const applied = await run(['apply', '--events', '-'], envFactory(), left);
+    sim.setPermission(apiServer, alice, 3);
+    const strict = envFactory({ MASS_REVOKE_MAX_COUNT: '0' });
+
+    // Act
+    const blocked = await run(['reconcile', '--json'], strict);
+    const afterBlocked = sim.permissions().repos['core/api/server']?.[alice];
+    const allowed = await run(['reconcile', '--allow-mass-revoke'], strict);
+
+    // Assess
+    expect(applied.code).toBe(0);
+    expect(blocked.code).toBe(1);
+    expect(JSON.parse(blocked.stdout)).toMatchObject({ guard: { status: 'blocked' } });
+    expect(blocked.stderr).toContain('the mass-revoke guard stopped the run');
+    expect(afterBlocked).toBe(3);
+    expect(allowed.code).toBe(0);
+    expect(allowed.stdout).toContain('core/api/server');
+    expect(sim.permissions().repos['core/api/server']?.[alice]).toBeUndefined();
+  });
+});
