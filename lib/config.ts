@@ -5,20 +5,7 @@
  */
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
-
-/** How the service authenticates to SWR and IAM. Exactly one kind is configured. */
-type AuthConfig =
-  | { kind: 'token'; token: string }
-  | {
-      kind: 'password';
-      domain: string;
-      user: string;
-      password: string;
-      project: string;
-      agencyDomain?: string | undefined;
-      agency?: string | undefined;
-    }
-  | { kind: 'aksk'; ak: string; sk: string; projectId: string; securityToken?: string | undefined };
+import type { AuthConfig } from './swr/auth.ts';
 
 /** Credentials still to be fetched from Secrets Manager (a JSON object with the same env keys). */
 type CredentialsSource = AuthConfig | { kind: 'secret'; secretArn: string };

@@ -6,6 +6,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import queuesConfig from '../config/queues.json' with { type: 'json' };
 import { createDynamoAuditStore } from './audit/index.ts';
 import { type AppConfig, type AuthConfig, authFromSecret, readConfig } from './config.ts';
 import { createFilePolicyLoader } from './core/policy.ts';
@@ -36,6 +37,39 @@ const resolveAuth = async (config: AppConfig): Promise<AuthConfig> => {
   if (answer.SecretString === undefined)
     throw new ConfigError('the credentials secret has no string value', [config.credentials.secretArn]);
   return authFromSecret(answer.SecretString);
+};
+
+/** The SWR client and IAM directory, with API calls and retries counted as metrics. */
+const swrServicesFor = (config: AppConfig, auth: AuthConfig, metrics: MetricsSink) =>
+  createSwrServices(
+    {
+      swrEndpoint: config.swrEndpoint,
+      iamEndpoint: config.iamEndpoint,
+      auth,
+      retry: config.retry,
+      timeouts: { requestTimeoutMs: config.requestTimeoutMs },
+    },
+    {
+      onRequest: () => metrics.count(MetricNames.apiCalls),
+      onRetry: () => metrics.count(MetricNames.apiRetries),
+    },
+  );
+
+/**
+ * Runs `build` once and shares its promise; a failed build (a secret not readable yet) is not
+ * kept, so the next invocation tries again instead of failing until the instance is recycled.
+ */
+const memoizeRetryable = <T>(build: () => Promise<T>): (() => Promise<T>) => {
+  let pending: Promise<T> | undefined;
+  return () => {
+    if (pending === undefined) {
+      pending = build();
+      pending.catch(() => {
+        pending = undefined;
+      });
+    }
+    return pending;
+  };
 };
 
 interface BuildOptions {
@@ -77,19 +111,7 @@ const createQueueRuntime = (options: BuildOptions): QueueRuntime & { config: App
 
   const build = async () => {
     const [policy, auth] = await Promise.all([policyLoader.load(), resolveAuth(config)]);
-    const services = createSwrServices(
-      {
-        swrEndpoint: config.swrEndpoint,
-        iamEndpoint: config.iamEndpoint,
-        auth,
-        retry: config.retry,
-        timeouts: { requestTimeoutMs: config.requestTimeoutMs },
-      },
-      {
-        onRequest: () => metrics.count(MetricNames.apiCalls),
-        onRetry: () => metrics.count(MetricNames.apiRetries),
-      },
-    );
+    const services = swrServicesFor(config, auth, metrics);
     const deps: PipelineDeps = {
       swr: services.swr,
       directory: services.users,
@@ -105,6 +127,7 @@ const createQueueRuntime = (options: BuildOptions): QueueRuntime & { config: App
       actor: options.functionName,
       concurrency: config.swrConcurrency,
       dryRun: config.dryRun,
+      maxReceiveCount: queuesConfig.queues[options.queue].maxReceiveCount,
     };
     log.info('cold start', {
       functionName: options.functionName,
@@ -116,23 +139,14 @@ const createQueueRuntime = (options: BuildOptions): QueueRuntime & { config: App
     return { deps, settings, safetyMarginMs: config.safetyMarginMs };
   };
 
-  let ready: ReturnType<typeof build> | undefined;
+  const ready = memoizeRetryable(build);
   return {
     config,
     log,
     metrics,
-    ready() {
-      if (ready === undefined) {
-        ready = build();
-        // A failed start (secret unreadable) is tried again by the next invocation.
-        ready.catch(() => {
-          ready = undefined;
-        });
-      }
-      return ready;
-    },
+    ready,
   };
 };
 
 export type { QueueName };
-export { createQueueRuntime, defaultPolicyFile, resolveAuth };
+export { createQueueRuntime, defaultPolicyFile, memoizeRetryable, resolveAuth, swrServicesFor };

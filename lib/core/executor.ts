@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import type { Plan, PlannedCall, PlannedChange, SwrPermissionsPort, Target } from '../domain.ts';
 import { targetKey } from '../domain.ts';
 import { ErrorCodes, SyncError } from '../errors.ts';
+import { mapLimit } from '../pool.ts';
 
 type CallOutcome = 'done' | 'failed' | 'skipped-dry-run';
 
@@ -49,23 +50,6 @@ interface ExecuteOptions {
    */
   readErrors?: ReadonlyMap<string, SyncError>;
 }
-
-/** Runs `worker` over `items` with at most `limit` in flight; `worker` must not reject. */
-const runPool = async <T>(
-  items: readonly T[],
-  limit: number,
-  worker: (item: T) => Promise<void>,
-): Promise<void> => {
-  let next = 0;
-  const lane = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next] as T;
-      next += 1;
-      await worker(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-};
 
 /**
  * Every failure of a call becomes a SyncError that names the call's target: SWR errors keep
@@ -174,7 +158,7 @@ const execute = async (plan: Plan, deps: ExecuteDeps, options: ExecuteOptions): 
 
   if (options.dryRun !== true) {
     const limit = Number.isFinite(options.concurrency) ? Math.max(1, Math.floor(options.concurrency)) : 1;
-    await runPool(groupByTarget(plan.calls), limit, async (indexes) => {
+    await mapLimit(groupByTarget(plan.calls), limit, async (indexes) => {
       for (const index of indexes) {
         const call = plan.calls[index] as PlannedCall;
         if (options.deadline !== undefined && now() >= options.deadline) {

@@ -230,14 +230,6 @@ const createFilePolicyLoader = (path: string): PolicyLoader => {
   };
 };
 
-/**
- * The grants of a team; none for a team the policy does not name.
- *
- * @example grantsOfTeam(policy, 'platform').map((g) => targetKey(g.target))
- */
-const grantsOfTeam = (policy: Policy, team: string): readonly PolicyGrant[] =>
-  Object.hasOwn(policy.teams, team) ? (policy.teams[team] ?? []) : [];
-
 /** @example isKnownTeam(policy, 'platform') // true */
 const isKnownTeam = (policy: Policy, team: string): boolean => Object.hasOwn(policy.teams, team);
 
@@ -257,5 +249,6 @@ const allPolicyTargets = (policy: Policy): Target[] => {
   );
 };
 
+export { grantsOfTeam } from './desired.ts';
 export type { PolicyLoader };
-export { allPolicyTargets, createFilePolicyLoader, grantsOfTeam, isKnownTeam, loadPolicyFile, parsePolicy };
+export { allPolicyTargets, createFilePolicyLoader, isKnownTeam, loadPolicyFile, parsePolicy };

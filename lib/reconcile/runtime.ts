@@ -11,12 +11,10 @@ import {
   createPowertoolsLog,
   createPowertoolsMetrics,
   type Log,
-  MetricNames,
   type MetricsSink,
 } from '../observability.ts';
-import { defaultPolicyFile, resolveAuth } from '../runtime.ts';
+import { defaultPolicyFile, memoizeRetryable, resolveAuth, swrServicesFor } from '../runtime.ts';
 import { createDynamoStore } from '../store/index.ts';
-import { createSwrServices } from '../swr/index.ts';
 import type { ReconcileDeps, ReconcileOptions } from './reconcile.ts';
 
 /** Everything but the deadline, which each invocation takes from its context. */
@@ -55,19 +53,7 @@ const createReconcileRuntime = (
 
   const build = async () => {
     const [policy, auth] = await Promise.all([policyLoader.load(), resolveAuth(config)]);
-    const services = createSwrServices(
-      {
-        swrEndpoint: config.swrEndpoint,
-        iamEndpoint: config.iamEndpoint,
-        auth,
-        retry: config.retry,
-        timeouts: { requestTimeoutMs: config.requestTimeoutMs },
-      },
-      {
-        onRequest: () => metrics.count(MetricNames.apiCalls),
-        onRetry: () => metrics.count(MetricNames.apiRetries),
-      },
-    );
+    const services = swrServicesFor(config, auth, metrics);
     const deps: ReconcileDeps = { swr: services.swr, store, policy, log, metrics, now: () => new Date() };
     const settings: ReconcileSettings = {
       actor: options.functionName,
@@ -86,21 +72,12 @@ const createReconcileRuntime = (
     return { deps, settings, safetyMarginMs: config.safetyMarginMs };
   };
 
-  let ready: ReturnType<typeof build> | undefined;
+  const ready = memoizeRetryable(build);
   return {
     config,
     log,
     metrics,
-    ready() {
-      if (ready === undefined) {
-        ready = build();
-        // A failed start (secret unreadable) is tried again by the next invocation.
-        ready.catch(() => {
-          ready = undefined;
-        });
-      }
-      return ready;
-    },
+    ready,
   };
 };
 
