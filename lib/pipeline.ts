@@ -66,6 +66,11 @@ interface PipelineSettings {
   dryRun: boolean;
   /** How often a user whose store record moved during the batch is planned again. */
   maxReplans?: number;
+  /**
+   * The queue's maxReceiveCount. A message still failing on that receive is dead-lettered here,
+   * with its reason: SQS's own redrive would move it without one.
+   */
+  maxReceiveCount?: number;
 }
 
 interface MessageFailure {
@@ -357,8 +362,13 @@ const processRecords = async (
     );
 
   // 7. Answer: dead-letter what cannot succeed, retry what may, keep each group's order.
+  const lastReceive = (record: PipelineRecord): boolean =>
+    settings.maxReceiveCount !== undefined && record.receiveCount >= settings.maxReceiveCount;
   const outcomes = new Map(
-    records.map((record) => [record.messageId, state.outcome(record.messageId)] as const),
+    records.map((record) => {
+      const outcome = state.outcome(record.messageId);
+      return [record.messageId, outcome === 'retry' && lastReceive(record) ? 'permanent' : outcome] as const;
+    }),
   );
   const ready = deadLetterNow(records, outcomes);
   const finalOutcomes = new Map<string, MessageOutcome>();

@@ -353,7 +353,7 @@ describe('local stack end to end: retryable failures that never heal', () => {
     await stack?.stop();
   });
 
-  it('moves the message to the DLQ through SQS redrive after maxReceiveCount receives', async () => {
+  it('dead-letters the message with its reason on its last receive (maxReceiveCount)', async () => {
     // Prepare
     const user = extraUser(1);
     stack.sim.setFaults({
@@ -380,8 +380,13 @@ describe('local stack end to end: retryable failures that never heal', () => {
       messageId: sent.MessageId,
       body: JSON.stringify(join),
     });
-    // Redrive moves the message as it is: no reason attributes, which only the direct sender adds.
-    expect(letters[0]?.attributes.errorCode).toBeUndefined();
+    // On its last receive the handler sends it to the DLQ itself, so the reason travels with it
+    // (SQS's own redrive would move it without one).
+    expect(letters[0]?.attributes).toMatchObject({
+      errorCode: 'SVCSTG.SWR.5000090',
+      failedTarget: 'core/web/frontend',
+      attempts: String(stack.sqs.queues.accessChanges.maxReceiveCount),
+    });
     const frontendReads = stack.sim
       .requestLog()
       .filter((entry) => entry.method === 'GET' && decodeURIComponent(entry.path).includes('web$frontend'));
