@@ -14,7 +14,7 @@ import {
   targetKey,
   type UserAuth,
 } from '../domain.ts';
-import { InvalidNameError } from '../errors.ts';
+import { InvalidNameError, SyncError } from '../errors.ts';
 import { isExistsConflict, isMissingPermission, SwrApiError } from './api-errors.ts';
 import type { AuthProvider } from './auth.ts';
 import { assertEndpoint } from './endpoint.ts';
@@ -173,6 +173,21 @@ const createSwrClient = (options: SwrClientOptions): SwrClient => {
     };
   };
 
+  /**
+   * The same conflict again after re-reading means another writer (a concurrent invocation for the
+   * same user) moved the permission in between: transient, so SQS retries the message and it is
+   * planned again from a fresh read, instead of dead-lettering a good message.
+   */
+  const raced = (error: unknown, key: string): unknown =>
+    isExistsConflict(error) || isMissingPermission(error)
+      ? new SyncError(`${error.message} (the permission changed while it was being written)`, {
+          code: error.code,
+          retryable: true,
+          target: key,
+          cause: error,
+        })
+      : error;
+
   const grant = async (target: Target, users: UserAuth[], callOptions?: CallOptions): Promise<void> => {
     const path = accessPath(target);
     const body = toBody(users);
@@ -186,8 +201,12 @@ const createSwrClient = (options: SwrClientOptions): SwrClient => {
       const held = heldLevels(await getAccess(target, callOptions));
       const toChange = body.filter((user) => held.has(user.user_id) && held.get(user.user_id) !== user.auth);
       const toAdd = body.filter((user) => !held.has(user.user_id));
-      if (toChange.length > 0) await send('PATCH', path, toChange, key, callOptions);
-      if (toAdd.length > 0) await send('POST', path, toAdd, key, callOptions);
+      try {
+        if (toChange.length > 0) await send('PATCH', path, toChange, key, callOptions);
+        if (toAdd.length > 0) await send('POST', path, toAdd, key, callOptions);
+      } catch (again) {
+        throw raced(again, key);
+      }
     }
   };
 
@@ -204,8 +223,12 @@ const createSwrClient = (options: SwrClientOptions): SwrClient => {
       const held = heldLevels(await getAccess(target, callOptions));
       const toAdd = body.filter((user) => !held.has(user.user_id));
       const toChange = body.filter((user) => held.has(user.user_id) && held.get(user.user_id) !== user.auth);
-      if (toAdd.length > 0) await send('POST', path, toAdd, key, callOptions);
-      if (toChange.length > 0) await send('PATCH', path, toChange, key, callOptions);
+      try {
+        if (toAdd.length > 0) await send('POST', path, toAdd, key, callOptions);
+        if (toChange.length > 0) await send('PATCH', path, toChange, key, callOptions);
+      } catch (again) {
+        throw raced(again, key);
+      }
     }
   };
 

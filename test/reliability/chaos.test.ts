@@ -1,0 +1,209 @@
+/**
+ * Chaos through the whole local stack: thousands of people events, out of order, duplicated and
+ * mixed with poison, against an SWR that fails, throttles, hangs, resets connections and expires
+ * tokens, with handlers killed in the middle of batches. At the end every message is accounted
+ * for (applied or dead-lettered with a reason), SWR holds what an independent reference model of
+ * design.md says, and no offboarded user holds anything. `npm run soak` runs a bigger one.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadPolicyFile } from '../../lib/core/policy.ts';
+import type { PeopleEvent, Policy } from '../../lib/domain.ts';
+import { type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
+import { createMemoryTelemetry } from '../../lib/observability.ts';
+import { loadSeed } from '../../lib/sim/index.ts';
+import {
+  type ChaosMessage,
+  chaosSeed,
+  chaosUsers,
+  DeliveryLedger,
+  generateChaosMessages,
+  holdingLines,
+  holdingsOf,
+  referenceHoldings,
+  referenceUsers,
+  type Settlement,
+  sendChaosMessages,
+} from '../support/chaos.ts';
+
+const soak = process.env.SOAK === '1';
+const runSeed = Number(process.env.CHAOS_SEED ?? 20_260_301);
+const size = soak ? { messages: 10_000, drainMs: 1_500_000 } : { messages: 1_500, drainMs: 240_000 };
+const waveSize = 250;
+const policyFile = 'config/demo-policy.yaml';
+const unknownUserId = 'deadbeef000000000000000000000000';
+const teamsOutsidePolicy = ['contractors'];
+
+let stack: LocalStack;
+let policy: Policy;
+let ledger: DeliveryLedger;
+let sent: Map<string, ChaosMessage>;
+let distinct: number;
+let settlement: Settlement;
+let finalPermissions: ReturnType<LocalStack['sim']['permissions']>;
+const telemetry = createMemoryTelemetry();
+
+beforeAll(async () => {
+  policy = await loadPolicyFile(policyFile);
+  const users = chaosUsers(30);
+  ledger = new DeliveryLedger({ crashRate: 0.05, seed: runSeed, log: telemetry.log });
+  stack = await startLocalStack({
+    seed: chaosSeed(loadSeed(), users, policy.protectedUsers),
+    policyFile,
+    faults: {
+      seed: runSeed,
+      error5xxRate: 0.03,
+      throttle429Rate: 0.02,
+      retryAfterSeconds: 'never',
+      busy409Rate: 0.02,
+      tooMany403Rate: 0.01,
+      hangRate: 0.003,
+      resetRate: 0.01,
+      latencyMs: 1,
+    },
+    // Two attempts per call: some failures outlast them and go back to SQS.
+    env: { REQUEST_TIMEOUT_MS: '400', RETRY_MAX_ATTEMPTS: '2', RETRY_MAX_DELAY_MS: '400' },
+    retryVisibilitySeconds: 1,
+    crash: ledger.crash,
+    onInvocation: ledger.onInvocation,
+    log: ledger.log,
+    metrics: telemetry.metrics,
+  });
+  const plan = generateChaosMessages({
+    seed: runSeed,
+    users,
+    teams: [...Object.keys(policy.teams), ...teamsOutsidePolicy],
+    count: size.messages,
+    disorderMinutes: 8,
+    poisonEvery: 97,
+    unknownUserId,
+  });
+  distinct = plan.distinct;
+  // Tokens die under the handlers' feet every few seconds: each 401 must cost one fresh token.
+  const expiry = setInterval(() => stack.sim.expireTokens(), 3_000);
+  try {
+    // In waves: the offboarding queue has no backlog, so sent at once every user's last
+    // offboarding would land first and supersede nearly everything else. Within a wave the two
+    // queues still race.
+    sent = new Map();
+    for (let start = 0; start < plan.messages.length; start += waveSize) {
+      const wave = plan.messages.slice(start, start + waveSize);
+      for (const [id, message] of await sendChaosMessages(stack.sqs.client, stack.sqs.queues, wave))
+        if (!sent.has(id)) sent.set(id, message);
+      await stack.drain({ timeoutMs: size.drainMs });
+    }
+    // The last invocations delete their messages before they report: wait for the reports.
+    for (let round = 0; round < 200 && ledger.open > 0; round += 1)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+  } finally {
+    clearInterval(expiry);
+  }
+  settlement = ledger.settle(sent, await stack.deadLetters({ remove: true }));
+  finalPermissions = stack.sim.permissions();
+}, size.drainMs + 120_000);
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+/** Users with a well-formed message that ended in a DLQ: whether its fact counts is unknown. */
+const usersInDoubt = (): Set<string> => {
+  const users = new Set<string>();
+  for (const id of settlement.deadLettered.keys()) {
+    const message = sent.get(id);
+    if (message?.event !== undefined) users.add(message.event.user.id as string);
+  }
+  return users;
+};
+
+const appliedEvents = (): PeopleEvent[] => [...settlement.applied].flatMap((id) => sent.get(id)?.event ?? []);
+
+describe('chaos through the local stack', () => {
+  it('sent every distinct message once and really injected the faults', () => {
+    // Assess
+    const counts = stack.sim.requestCounts();
+    const summary = ledger.summary();
+    expect(sent.size).toBe(distinct);
+    expect(summary.crashed).toBeGreaterThan(0);
+    expect(Object.keys(counts).length).toBeGreaterThan(0);
+    expect(telemetry.counters.get('ApiRetries') ?? 0).toBeGreaterThan(0);
+    expect(summary.disagreements).toEqual([]);
+  });
+
+  it('accounts for every message: sent = applied + dead-lettered, nothing lost', () => {
+    // Assess
+    expect(settlement.lost).toEqual([]);
+    expect(settlement.strangers).toEqual([]);
+    expect(settlement.applied.size + settlement.deadLettered.size).toBe(sent.size);
+    for (const id of settlement.applied) expect(settlement.deadLettered.has(id)).toBe(false);
+  });
+
+  it('dead-letters every poison message with its error code, and gives each letter a reason', () => {
+    // Assess
+    const poison = [...sent].filter(([, message]) => message.poison !== undefined);
+    expect(poison.length).toBeGreaterThanOrEqual(5);
+    for (const [id, message] of poison) {
+      expect(settlement.deadLettered.get(id), `poison ${message.poison}`).toMatch(
+        new RegExp(`^${message.poison}: |last failure`),
+      );
+    }
+    for (const reason of settlement.deadLettered.values()) expect(reason).not.toMatch(/unknown$/);
+  });
+
+  it('leaves SWR exactly as the reference model of the applied events says', () => {
+    // Prepare
+    const doubt = usersInDoubt();
+    const reference = referenceUsers(appliedEvents());
+    const checked = new Set([...reference.keys()].filter((id) => !doubt.has(id)));
+    const expected = referenceHoldings(
+      [...reference.values()].filter((user) => checked.has(user.userId)),
+      policy,
+    );
+
+    // Act
+    const actual = holdingsOf(finalPermissions);
+
+    // Assess
+    expect(doubt.size).toBeLessThanOrEqual(3);
+    expect(checked.size).toBeGreaterThanOrEqual(25);
+    expect(holdingLines(actual, checked)).toEqual(holdingLines(expected, checked));
+  });
+
+  it('leaves protected users as the seed had them', () => {
+    // Prepare
+    const robots = new Set(policy.protectedUsers);
+    const seeded = holdingsOf(
+      (() => {
+        const seed = chaosSeed(loadSeed(), [], policy.protectedUsers);
+        const repos: Record<string, Record<string, 1 | 3 | 7>> = {};
+        const namespaces: Record<string, Record<string, 1 | 3 | 7>> = {};
+        for (const namespace of seed.namespaces) {
+          namespaces[namespace.name] = Object.fromEntries(
+            (namespace.grants ?? []).map((grant) => [grant.userId, grant.auth]),
+          );
+          for (const repository of namespace.repositories)
+            repos[`${namespace.name}/${repository.name}`] = Object.fromEntries(
+              (repository.grants ?? []).map((grant) => [grant.userId, grant.auth]),
+            );
+        }
+        return { repos, namespaces };
+      })(),
+    );
+
+    // Assess
+    expect(holdingLines(holdingsOf(finalPermissions), robots)).toEqual(holdingLines(seeded, robots));
+  });
+
+  it('leaves no grant to a user whose newest fact is an offboarding', () => {
+    // Prepare
+    const doubt = usersInDoubt();
+    const offboarded = new Set(
+      [...referenceUsers(appliedEvents()).values()]
+        .filter((user) => user.offboardedLast && !doubt.has(user.userId))
+        .map((user) => user.userId),
+    );
+
+    // Assess
+    expect(offboarded.size).toBeGreaterThan(0);
+    expect(holdingLines(holdingsOf(finalPermissions), offboarded)).toEqual([]);
+  });
+});

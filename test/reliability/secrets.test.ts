@@ -1,0 +1,387 @@
+/**
+ * No secret ever leaves the service: with every auth kind (static token, IAM password, password +
+ * agency, AK/SK with a security token), at DEBUG level, through the real handler wiring of the
+ * local stack, with good events, 401s (expired and refused credentials), permanent failures that
+ * go to the DLQ and configuration errors, nothing written to stdout or stderr, no memory log line,
+ * no thrown error (message, stack, JSON, cause chain, inspect), no DLQ attribute and no request
+ * path carries the token, password, SK, security token, or a token IAM issued (X-Subject-Token).
+ *
+ * lib/cli/main.ts does not exist yet, so the CLI's output is not covered here.
+ */
+import diagnosticsChannel from 'node:diagnostics_channel';
+import { inspect } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { authFromSecret, readConfig } from '../../lib/config.ts';
+import type { PeopleEvent, Target } from '../../lib/domain.ts';
+import { startLocalStack } from '../../lib/local/stack.ts';
+import {
+  createMemoryTelemetry,
+  createPowertoolsLog,
+  createPowertoolsMetrics,
+  type Log,
+} from '../../lib/observability.ts';
+import { createQueueRuntime } from '../../lib/runtime.ts';
+import { loadSeed, type SimulatorSeed, startSimulator } from '../../lib/sim/index.ts';
+import { type AuthConfig, createSwrServices } from '../../lib/swr/index.ts';
+
+/** Distinctive values: any of them, or the common prefix of a truncated one, is a leak. */
+const secrets = {
+  password: 'S3CR3T-PASSWORD-7f3a9c51e2',
+  wrongPassword: 'S3CR3T-WRONG-PASSWORD-44d1',
+  staticToken: 'S3CR3T-STATIC-TOKEN-5b8e2d41c0aa',
+  wrongToken: 'S3CR3T-WRONG-TOKEN-0b1c2d3e4f55',
+  sk: 'S3CR3T-SK-0c4f9a7e1b2d6e8f0a1b',
+  wrongSk: 'S3CR3T-WRONG-SK-9a8b7c6d5e4f',
+  securityToken: 'S3CR3T-SECURITY-TOKEN-9d1e77aa',
+} as const;
+const secretPrefix = 'S3CR3T';
+/** Every token the simulator issues starts so (lib/sim/auth.ts). */
+const issuedTokenPrefix = 'MIIsim';
+const ak = 'AKSECRETSTEST0000001';
+
+const alice = { id: 'a11ce000000000000000000000000001', name: 'alice' };
+const carol = { id: 'ca201000000000000000000000000003', name: 'carol' };
+const frank = { id: 'f2a4c000000000000000000000000006', name: 'frank' };
+
+const seedWithSecrets = (): SimulatorSeed => {
+  const base = loadSeed();
+  return {
+    ...base,
+    serviceAccount: { ...base.serviceAccount, password: secrets.password, staticToken: secrets.staticToken },
+    credentials: [
+      { ak, sk: secrets.sk, userId: base.serviceAccount.id, securityToken: secrets.securityToken },
+    ],
+  };
+};
+
+/** Everything the run produced, as text to search. */
+const captured: string[] = [];
+/** X-Subject-Token values IAM handed out during the run (read off the wire). */
+const issuedTokens = new Set<string>();
+
+const onHeaders = (message: unknown): void => {
+  const headers = (message as { response?: { headers?: Array<Buffer | string> } }).response?.headers ?? [];
+  for (let index = 0; index + 1 < headers.length; index += 2)
+    if (String(headers[index]).toLowerCase() === 'x-subject-token')
+      issuedTokens.add(String(headers[index + 1]));
+};
+
+const describeError = (error: unknown): string => {
+  const parts: string[] = [inspect(error, { depth: 10, showHidden: true })];
+  let current: unknown = error;
+  for (let depth = 0; current !== undefined && current !== null && depth < 10; depth += 1) {
+    if (current instanceof Error) parts.push(current.name, current.message, current.stack ?? '');
+    parts.push(JSON.stringify(current, Object.getOwnPropertyNames(current ?? {})) ?? '');
+    parts.push(String(current));
+    current = current instanceof Error ? current.cause : undefined;
+  }
+  return parts.join('\n');
+};
+
+const thrown = async (action: () => unknown): Promise<unknown> => {
+  try {
+    await action();
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected the action to throw');
+};
+
+/** Powertools (stdout, JSON) and memory at once: both must stay clean. */
+const teeLog = (a: Log, b: Log): Log => {
+  const both =
+    (level: keyof Log) =>
+    (message: string, attributes?: Record<string, unknown>): void => {
+      a[level](message, attributes);
+      b[level](message, attributes);
+    };
+  return { debug: both('debug'), info: both('info'), warn: both('warn'), error: both('error') };
+};
+
+let counter = 0;
+const eventFactory = (user: typeof alice, overrides: Partial<PeopleEvent> = {}): PeopleEvent =>
+  ({
+    id: `secrets-${++counter}`,
+    type: 'membership.added',
+    occurredAt: new Date(Date.parse('2026-03-01T00:00:00Z') + counter * 60_000).toISOString(),
+    user,
+    team: 'backend',
+    ...overrides,
+  }) as PeopleEvent;
+
+/** Environment of one auth kind; the stack's default password variables are blanked when unused. */
+const authKinds = (seed: SimulatorSeed) => {
+  const none = { HUAWEICLOUD_IAM_USER: '', HUAWEICLOUD_IAM_PASSWORD: '' };
+  const password = {
+    HUAWEICLOUD_IAM_DOMAIN: seed.account.name,
+    HUAWEICLOUD_IAM_USER: seed.serviceAccount.name,
+    HUAWEICLOUD_PROJECT: seed.project.name,
+  };
+  const agency = seed.agencies?.[0];
+  return [
+    {
+      kind: 'token',
+      good: { ...none, SWR_AUTH_TOKEN: secrets.staticToken },
+      bad: { ...none, SWR_AUTH_TOKEN: secrets.wrongToken },
+    },
+    {
+      kind: 'password',
+      good: { ...password, HUAWEICLOUD_IAM_PASSWORD: secrets.password },
+      bad: { ...password, HUAWEICLOUD_IAM_PASSWORD: secrets.wrongPassword },
+    },
+    {
+      kind: 'password + agency',
+      good: {
+        ...password,
+        HUAWEICLOUD_IAM_PASSWORD: secrets.password,
+        HUAWEICLOUD_IAM_AGENCY_DOMAIN: agency?.domain ?? '',
+        HUAWEICLOUD_IAM_AGENCY: agency?.name ?? '',
+      },
+      bad: {
+        ...password,
+        HUAWEICLOUD_IAM_PASSWORD: secrets.wrongPassword,
+        HUAWEICLOUD_IAM_AGENCY_DOMAIN: agency?.domain ?? '',
+        HUAWEICLOUD_IAM_AGENCY: agency?.name ?? '',
+      },
+    },
+    {
+      kind: 'aksk',
+      good: {
+        ...none,
+        HUAWEICLOUD_SDK_AK: ak,
+        HUAWEICLOUD_SDK_SK: secrets.sk,
+        HUAWEICLOUD_PROJECT_ID: seed.project.id,
+        HUAWEICLOUD_SECURITY_TOKEN: secrets.securityToken,
+      },
+      bad: {
+        ...none,
+        HUAWEICLOUD_SDK_AK: ak,
+        HUAWEICLOUD_SDK_SK: secrets.wrongSk,
+        HUAWEICLOUD_PROJECT_ID: seed.project.id,
+        HUAWEICLOUD_SECURITY_TOKEN: secrets.securityToken,
+      },
+    },
+  ] as const;
+};
+
+const serverTarget: Target = { kind: 'repo', namespace: 'core', repository: 'api/server' };
+const previousLevel = process.env.POWERTOOLS_LOG_LEVEL;
+const telemetry = createMemoryTelemetry();
+const levels: string[] = [];
+const outcomes: Array<{ kind: string; deadLetters: number; applied: boolean }> = [];
+
+beforeAll(async () => {
+  process.env.POWERTOOLS_LOG_LEVEL = 'DEBUG';
+  diagnosticsChannel.subscribe('undici:request:headers', onHeaders);
+  const keep = (chunk: unknown): boolean => {
+    captured.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString('utf8'));
+    return true;
+  };
+  vi.spyOn(process.stdout, 'write').mockImplementation(keep);
+  vi.spyOn(process.stderr, 'write').mockImplementation(keep);
+  const seed = seedWithSecrets();
+  try {
+    for (const { kind, good, bad } of authKinds(seed)) {
+      const powertools = createPowertoolsLog(`secrets-${kind}`);
+      levels.push(powertools.logger.getLevelName());
+      const log = teeLog(powertools, telemetry.log);
+      // Good credentials: events applied, tokens expired under the handler (401 → fresh token),
+      // and a permanent 403 on one repository that sends its message to the DLQ.
+      const stack = await startLocalStack({
+        seed,
+        env: { ...good, RETRY_MAX_ATTEMPTS: '2' },
+        log,
+        metrics: createPowertoolsMetrics(`secrets-${kind}`),
+      });
+      try {
+        await stack.send([eventFactory(alice)]);
+        await stack.drain({ timeoutMs: 30_000 });
+        stack.sim.expireTokens();
+        stack.sim.setFaults({ failTargets: [{ target: 'core/web/frontend', method: 'POST', status: 403 }] });
+        await stack.send([
+          eventFactory(alice, { type: 'membership.removed' }),
+          eventFactory(frank, { team: 'security' }),
+        ]);
+        await stack.drain({ timeoutMs: 30_000 });
+        const letters = await stack.deadLetters({ remove: true });
+        captured.push(JSON.stringify(letters));
+        captured.push(JSON.stringify(stack.sim.requestLog()));
+        outcomes.push({
+          kind,
+          deadLetters: letters.length,
+          applied: stack.sim.permissions().repos['core/api/server']?.[alice.id] === undefined,
+        });
+      } finally {
+        await stack.stop();
+      }
+      // Refused credentials: every message fails authentication and is dead-lettered with its reason.
+      const refused = await startLocalStack({ seed, env: bad, log, metrics: createPowertoolsMetrics(kind) });
+      try {
+        await refused.send([eventFactory(carol, { team: 'data' })]);
+        await refused.drain({ timeoutMs: 30_000 });
+        const letters = await refused.deadLetters({ remove: true });
+        captured.push(JSON.stringify(letters));
+        outcomes.push({ kind: `${kind} (refused)`, deadLetters: letters.length, applied: false });
+      } finally {
+        await refused.stop();
+      }
+    }
+
+    // The client on its own, right and wrong credentials of every kind: every thrown error.
+    const sim = await startSimulator({ seed });
+    try {
+      const auths: AuthConfig[] = [
+        { kind: 'token', token: secrets.wrongToken },
+        {
+          kind: 'password',
+          domain: seed.account.name,
+          user: seed.serviceAccount.name,
+          password: secrets.wrongPassword,
+          project: seed.project.name,
+        },
+        {
+          kind: 'password',
+          domain: seed.account.name,
+          user: seed.serviceAccount.name,
+          password: secrets.password,
+          project: seed.project.name,
+          agencyDomain: seed.account.name,
+          agency: 'no-such-agency',
+        },
+        {
+          kind: 'aksk',
+          ak,
+          sk: secrets.wrongSk,
+          projectId: seed.project.id,
+          securityToken: secrets.securityToken,
+        },
+        { kind: 'aksk', ak, sk: secrets.sk, projectId: seed.project.id },
+        { kind: 'token', token: secrets.staticToken },
+      ];
+      sim.setFaults({ failTargets: [{ target: 'core/api/server', method: 'DELETE', status: 500 }] });
+      for (const auth of auths) {
+        const services = createSwrServices(
+          {
+            swrEndpoint: sim.swrUrl,
+            iamEndpoint: sim.iamUrl,
+            auth,
+            retry: { maxAttempts: 2, baseDelayMs: 5 },
+          },
+          {},
+        );
+        try {
+          const failures = await Promise.all([
+            thrown(() => services.swr.revoke(serverTarget, [alice.id])),
+            thrown(() =>
+              services.users.findByName('alice').then(() => services.swr.revoke(serverTarget, [alice.id])),
+            ),
+          ]);
+          for (const failure of failures) captured.push(describeError(failure));
+        } finally {
+          await services.close();
+        }
+      }
+    } finally {
+      await sim.close();
+    }
+
+    // Configuration errors with bad values next to real secrets.
+    const base = {
+      SWR_ENDPOINT: 'https://swr-api.eu-west-101.myhuaweicloud.eu',
+      IAM_ENDPOINT: 'https://iam.myhuaweicloud.com',
+      TABLE_NAME: 'table',
+      ACCESS_CHANGES_DLQ_URL: 'https://sqs.eu-west-1.amazonaws.com/123456789012/dlq.fifo',
+    };
+    const configErrors = [
+      () =>
+        readConfig({
+          ...base,
+          SWR_AUTH_TOKEN: secrets.staticToken,
+          HUAWEICLOUD_IAM_PASSWORD: secrets.password,
+        }),
+      () =>
+        readConfig({
+          ...base,
+          HUAWEICLOUD_SDK_SK: secrets.sk,
+          HUAWEICLOUD_SECURITY_TOKEN: secrets.securityToken,
+        }),
+      () => readConfig({ ...base, HUAWEICLOUD_IAM_PASSWORD: secrets.password, REQUEST_TIMEOUT_MS: 'soon' }),
+      () =>
+        readConfig({
+          ...base,
+          SWR_ENDPOINT: `http://swr-sync:${secrets.password}@swr.example.com`,
+          SWR_AUTH_TOKEN: secrets.staticToken,
+        }),
+      () => authFromSecret(`{"HUAWEICLOUD_SDK_SK": "${secrets.sk}", `),
+      () => authFromSecret(JSON.stringify({ HUAWEICLOUD_SDK_SK: secrets.sk })),
+      () => authFromSecret(JSON.stringify([secrets.password])),
+      () =>
+        createQueueRuntime({
+          functionName: 'sync',
+          queue: 'offboarding',
+          env: { ...base, SWR_AUTH_TOKEN: secrets.staticToken },
+          log: telemetry.log,
+          metrics: telemetry.metrics,
+        }),
+    ];
+    for (const configError of configErrors) captured.push(describeError(await thrown(configError)));
+  } finally {
+    vi.restoreAllMocks();
+    diagnosticsChannel.unsubscribe('undici:request:headers', onHeaders);
+    if (previousLevel === undefined) delete process.env.POWERTOOLS_LOG_LEVEL;
+    else process.env.POWERTOOLS_LOG_LEVEL = previousLevel;
+  }
+  captured.push(JSON.stringify(telemetry.lines));
+}, 240_000);
+
+afterAll(() => {
+  vi.restoreAllMocks();
+});
+
+describe('secrets never leave the service', () => {
+  it('really ran every auth kind at DEBUG, with DLQ letters, 401s and fresh tokens', () => {
+    // Assess
+    expect(outcomes.map((outcome) => outcome.kind)).toEqual([
+      'token',
+      'token (refused)',
+      'password',
+      'password (refused)',
+      'password + agency',
+      'password + agency (refused)',
+      'aksk',
+      'aksk (refused)',
+    ]);
+    for (const outcome of outcomes) expect(outcome.deadLetters, outcome.kind).toBeGreaterThan(0);
+    for (const outcome of outcomes.filter((o) => !o.kind.includes('refused')))
+      expect(outcome.applied).toBe(true);
+    // Password and agency runs fetched tokens again after they were expired.
+    expect(issuedTokens.size).toBeGreaterThanOrEqual(4);
+    const output = captured.join('\n');
+    expect(levels).toEqual(['DEBUG', 'DEBUG', 'DEBUG', 'DEBUG']);
+    expect(output).toContain('"message":"message dead-lettered"');
+    expect(output).toMatch(/answered 401/);
+  });
+
+  it.each(Object.entries(secrets))('never shows %s', (_, value) => {
+    // Assess
+    const output = captured.join('\n');
+    expect(output.includes(value)).toBe(false);
+    expect(output.includes(value.slice(0, 16))).toBe(false);
+  });
+
+  it('never shows any part that looks like one of the test secrets', () => {
+    // Assess
+    const leaks = captured.filter((text) => text.includes(secretPrefix)).map((text) => text.slice(0, 300));
+    expect(leaks).toEqual([]);
+  });
+
+  it('never shows a token IAM issued (X-Subject-Token)', () => {
+    // Assess
+    const output = captured.join('\n');
+    for (const token of issuedTokens) {
+      expect(token.startsWith(issuedTokenPrefix)).toBe(true);
+      expect(output.includes(token.slice(0, 24))).toBe(false);
+    }
+    expect(output.includes(issuedTokenPrefix)).toBe(false);
+  });
+});
