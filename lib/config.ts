@@ -181,10 +181,17 @@ const authFromVariables = (
   };
 };
 
-/** Names a zod issue by its variable; the value is shown only for variables that are not secret. */
+/** A short value helps fix a typo; a long one may be a secret pasted into the wrong variable. */
+const maxShownValueLength = 24;
+
+/** Names a zod issue by its variable; the value is shown only when short and not a secret's. */
 const describeIssue = (issue: z.core.$ZodIssue, env: Record<string, string | undefined>): string => {
   const name = String(issue.path[0] ?? 'environment');
-  const shown = secretVariables.has(name) ? '(value hidden)' : JSON.stringify(env[name]);
+  const value = env[name];
+  const shown =
+    secretVariables.has(name) || (value?.length ?? 0) > maxShownValueLength
+      ? '(value hidden)'
+      : JSON.stringify(value);
   return `${name}: ${issue.message} (got ${shown})`;
 };
 

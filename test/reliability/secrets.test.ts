@@ -11,6 +11,7 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { main as cliMain } from '../../lib/cli/main.ts';
 import { authFromSecret, readConfig } from '../../lib/config.ts';
 import type { PeopleEvent, Target } from '../../lib/domain.ts';
 import { startLocalStack } from '../../lib/local/stack.ts';
@@ -56,6 +57,8 @@ const seedWithSecrets = (): SimulatorSeed => {
 
 /** Everything the run produced, as text to search. */
 const captured: string[] = [];
+/** Exit codes of the CLI runs (a string when it threw instead). */
+const cliRuns: Array<number | string> = [];
 /** X-Subject-Token values IAM handed out during the run (read off the wire). */
 const issuedTokens = new Set<string>();
 
@@ -325,6 +328,46 @@ beforeAll(async () => {
         }),
     ];
     for (const configError of configErrors) captured.push(describeError(await thrown(configError)));
+
+    // The operator CLI with each kind of credentials: IAM and SWR unreachable (a closed loopback
+    // port), a refused config, and --json output. Everything it prints is scanned.
+    const unreachable = { SWR_ENDPOINT: 'http://127.0.0.1:9', IAM_ENDPOINT: 'http://127.0.0.1:9' };
+    const cliEnvs: Array<Record<string, string>> = [
+      { ...unreachable, SWR_AUTH_TOKEN: secrets.staticToken },
+      {
+        ...unreachable,
+        HUAWEICLOUD_IAM_DOMAIN: 'demo-corp',
+        HUAWEICLOUD_IAM_USER: 'swr-sync',
+        HUAWEICLOUD_IAM_PASSWORD: secrets.password,
+        HUAWEICLOUD_PROJECT: 'eu-west-101',
+      },
+      {
+        ...unreachable,
+        HUAWEICLOUD_SDK_AK: ak,
+        HUAWEICLOUD_SDK_SK: secrets.sk,
+        HUAWEICLOUD_PROJECT_ID: '0123',
+        HUAWEICLOUD_SECURITY_TOKEN: secrets.securityToken,
+      },
+      { ...unreachable, SWR_AUTH_TOKEN: secrets.staticToken, HUAWEICLOUD_SDK_SK: secrets.sk },
+    ];
+    const policyArgs = ['--policy', 'config/demo-policy.yaml', '--events', 'events/demo.ndjson'];
+    for (const env of cliEnvs)
+      for (const argv of [
+        ['plan', ...policyArgs, '--json'],
+        ['apply', ...policyArgs],
+        ['reconcile', '--dry-run'],
+      ]) {
+        const out: string[] = [];
+        const sink = { write: (text: string) => out.push(text) };
+        const code = await cliMain(argv, {
+          stdout: sink,
+          stderr: sink,
+          stdin: (async function* () {})(),
+          env: { ...env, RETRY_MAX_ATTEMPTS: '1', REQUEST_TIMEOUT_MS: '500' },
+        }).catch((error: unknown) => describeError(error));
+        cliRuns.push(code);
+        captured.push(out.join(''));
+      }
   } finally {
     vi.restoreAllMocks();
     diagnosticsChannel.unsubscribe('undici:request:headers', onHeaders);
@@ -367,6 +410,12 @@ describe('secrets never leave the service', () => {
     const output = captured.join('\n');
     expect(output.includes(value)).toBe(false);
     expect(output.includes(value.slice(0, 16))).toBe(false);
+  });
+
+  it('ran the CLI with every kind of credentials, and it failed cleanly (exit 1 or 2)', () => {
+    // Assess
+    expect(cliRuns).toHaveLength(12);
+    for (const code of cliRuns) expect([1, 2]).toContain(code);
   });
 
   it('never shows any part that looks like one of the test secrets', () => {

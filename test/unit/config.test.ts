@@ -124,6 +124,15 @@ describe('readConfig', () => {
     expect(problemsOf(envFactory({ SWR_ENDPOINT: endpoint })).length === 0).toBe(accepted);
   });
 
+  it('hides a long value even in a variable that is not secret (a secret pasted in the wrong place)', () => {
+    // Act
+    const problems = problemsOf(envFactory({ RETRY_MAX_ATTEMPTS: secretPassword.repeat(2) }));
+
+    // Assess
+    expect(problems.join('\n')).toContain('RETRY_MAX_ATTEMPTS');
+    expect(problems.join('\n')).not.toContain(secretPassword);
+  });
+
   it('requires the whole password set and pairs the agency variables', () => {
     // Act
     const problems = problemsOf(
