@@ -375,17 +375,14 @@ describe('local stack end to end: retryable failures that never heal', () => {
 
     // Assess
     expect(letters).toHaveLength(1);
-    expect(letters[0]).toMatchObject({
-      queue: 'accessChanges',
-      messageId: sent.MessageId,
-      body: JSON.stringify(join),
-    });
+    expect(letters[0]).toMatchObject({ queue: 'accessChanges', body: JSON.stringify(join) });
     // On its last receive the handler sends it to the DLQ itself, so the reason travels with it
     // (SQS's own redrive would move it without one).
     expect(letters[0]?.attributes).toMatchObject({
       errorCode: 'SVCSTG.SWR.5000090',
       failedTarget: 'core/web/frontend',
       attempts: String(stack.sqs.queues.accessChanges.maxReceiveCount),
+      sourceMessageId: sent.MessageId,
     });
     const frontendReads = stack.sim
       .requestLog()
