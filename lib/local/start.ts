@@ -4,16 +4,24 @@
  * (or `--events FILE`), waits until the queues drain, and prints what changed, the final
  * permissions per target and every dead-lettered message with its reason.
  */
+import { rm, writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { readEventsText, splitEventsText } from '../events-file.ts';
 import { createMemoryTelemetry } from '../observability.ts';
+import { localCredentials, localRegion } from './sqs.ts';
 import { type DeadLetterView, startLocalStack } from './stack.ts';
 
-const usage = `Usage: npm start [-- --events FILE] [-- --policy FILE]
+/** Holds the local credentials: a file, so that they never appear on the terminal or in logs. */
+const serveEnvFile = '.local-stack.env';
+
+const usage = `Usage: npm start [-- --events FILE] [-- --policy FILE] [-- --serve]
 
 Runs swr-access-sync on an embedded local stack and prints a summary.
   --events FILE   events to send: a JSON array or NDJSON, '-' for stdin (default events/demo.ndjson)
   --policy FILE   access policy (default config/demo-policy.yaml)
+  --serve         start the stack without pollers and keep it running (for serverless invoke local);
+                  the functions' environment is written to ${serveEnvFile}
   --help          this text`;
 
 const levelName: Record<string, string> = { '1': 'read', '3': 'write', '7': 'manage' };
@@ -31,15 +39,69 @@ const table = (rows: string[][]): string => {
     .join('\n');
 };
 
+/**
+ * The stack without pollers, kept running until Ctrl-C: `serverless invoke local` then runs a
+ * handler against it (SWR/IAM simulator, DynamoDB table, DLQs).
+ */
+const serve = async (policyFile: string): Promise<number> => {
+  const stack = await startLocalStack({ policyFile, startPollers: false });
+  try {
+    const env: Record<string, string> = {
+      SWR_ENDPOINT: stack.env.SWR_ENDPOINT as string,
+      IAM_ENDPOINT: stack.env.IAM_ENDPOINT as string,
+      SWR_AUTH_TOKEN: stack.sim.seed.serviceAccount.staticToken ?? '',
+      TABLE_NAME: stack.tableName,
+      ACCESS_CHANGES_DLQ_URL: stack.sqs.queues.accessChanges.dlqUrl,
+      OFFBOARDING_DLQ_URL: stack.sqs.queues.offboarding.dlqUrl,
+      POLICY_FILE: resolve(policyFile),
+      AWS_ENDPOINT_URL_SQS: stack.sqs.endpoint,
+      AWS_ENDPOINT_URL_DYNAMODB: stack.dynamo.endpoint,
+      AWS_REGION: localRegion,
+      AWS_ACCESS_KEY_ID: localCredentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: localCredentials.secretAccessKey,
+    };
+    await writeFile(
+      serveEnvFile,
+      `${Object.entries(env)
+        .map(([name, value]) => `${name}=${value}`)
+        .join('\n')}\n`,
+      { mode: 0o600 },
+    );
+    process.stdout.write(
+      [
+        `local stack running: SWR ${stack.sim.swrUrl}, SQS ${stack.sqs.endpoint}, DynamoDB ${stack.dynamo.endpoint}`,
+        `the functions' environment is in ${serveEnvFile}; in another terminal:`,
+        `  npx serverless invoke local --stage local -f sync -p events/sqs-join.json $(sed 's/^/--env /' ${serveEnvFile})`,
+        'Ctrl-C stops it.',
+        '',
+      ].join('\n'),
+    );
+    await new Promise<void>((done) => {
+      process.once('SIGINT', () => done());
+      process.once('SIGTERM', () => done());
+    });
+    return 0;
+  } finally {
+    await rm(serveEnvFile, { force: true });
+    await stack.stop();
+  }
+};
+
 const main = async (argv: string[]): Promise<number> => {
   const { values } = parseArgs({
     args: argv,
-    options: { events: { type: 'string' }, policy: { type: 'string' }, help: { type: 'boolean' } },
+    options: {
+      events: { type: 'string' },
+      policy: { type: 'string' },
+      serve: { type: 'boolean' },
+      help: { type: 'boolean' },
+    },
   });
   if (values.help) {
     process.stdout.write(`${usage}\n`);
     return 0;
   }
+  if (values.serve) return serve(values.policy ?? 'config/demo-policy.yaml');
   const eventsFile = values.events ?? 'events/demo.ndjson';
   const { entries } = splitEventsText(await readEventsText(eventsFile, process.stdin));
   const progress = (text: string) => process.stderr.write(`${text}\n`);
