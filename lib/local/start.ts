@@ -76,9 +76,11 @@ const serve = async (policyFile: string): Promise<number> => {
         '',
       ].join('\n'),
     );
+    // `on`, not `once`: Ctrl-C reaches every process of the group (npm, tsx, node), so a second
+    // SIGINT may follow; it must not kill the process before the stack is stopped.
     await new Promise<void>((done) => {
-      process.once('SIGINT', () => done());
-      process.once('SIGTERM', () => done());
+      process.on('SIGINT', () => done());
+      process.on('SIGTERM', () => done());
     });
     return 0;
   } finally {
