@@ -261,6 +261,35 @@ describe('grant', () => {
     ]);
   });
 
+  it.each([
+    {
+      name: 'POST exists again',
+      second: { status: 409, body: swrError('SVCSTG.SWR.4090089', 'exists') },
+      code: 'SVCSTG.SWR.4090089',
+    },
+    {
+      name: 'PATCH finds the permission gone',
+      second: { status: 404, body: swrError('SVCSTG.SWR.4040091', 'gone') },
+      code: 'SVCSTG.SWR.4040091',
+    },
+  ])(
+    'a conflict again after re-reading ($name) is retryable: another writer moved it',
+    async ({ second, code }) => {
+      // Prepare: alice holds read when re-read; the PATCH (or the POST for carol) then conflicts.
+      const { client } = harnessFactory([
+        { status: 409, body: swrError('SVCSTG.SWR.4090089', 'permission already exists') },
+        { status: 200, body: accessBody(code === 'SVCSTG.SWR.4040091' ? [userFactory('alice', 1)] : []) },
+        second,
+      ]);
+
+      // Act
+      const error = await caught(client.grant(repo, [userFactory('alice', 3)]));
+
+      // Assess
+      expect(error).toMatchObject({ code, retryable: true, target: 'core/team/api' });
+    },
+  );
+
   it('on namespace 409 4090076 with everyone present: only PATCH', async () => {
     // Prepare
     const { client, calls } = harnessFactory([
