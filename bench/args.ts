@@ -1,0 +1,193 @@
+/**
+ * The bench's command line: which scenarios, and every size, with a `--quick` preset. Pure
+ * (takes argv, returns options or throws a usage error) so it can be tested.
+ */
+import { parseArgs } from 'node:util';
+
+const ScenarioNames = {
+  calls: 'calls',
+  throughput: 'throughput',
+  offboarding: 'offboarding',
+  coldstart: 'coldstart',
+  retry: 'retry',
+} as const;
+
+type ScenarioName = (typeof ScenarioNames)[keyof typeof ScenarioNames];
+
+const allScenarios: readonly ScenarioName[] = Object.values(ScenarioNames);
+
+interface BenchSizes {
+  /** Reorganisation events (calls and retry benchmarks). */
+  events: number;
+  users: number;
+  teams: number;
+  repos: number;
+  namespaces: number;
+  /** Reorganisation events of the retry benchmark (each batch waits out its slowest retry: keep it short). */
+  retryEvents: number;
+  /** Events pushed through the local stack for the throughput benchmark. */
+  throughputEvents: number;
+  /** Joins flooding access-changes during the offboarding benchmark (also the memory figure). */
+  flood: number;
+  /** Users the flood joins to teams (5 joins each on average); not among the offboarded. */
+  floodUsers: number;
+  offboardings: number;
+  /** Pause between two offboardings, ms. */
+  offboardIntervalMs: number;
+  /** Fresh-process loads per bundle for the cold-start figure. */
+  loadRuns: number;
+  /** Simulator latency for the local-stack benchmarks, ms. */
+  latencyMs: number;
+  /** SWR calls in flight at once (ours and the naive baseline alike). */
+  concurrency: number;
+}
+
+interface BenchOptions {
+  quick: boolean;
+  scenarios: ScenarioName[];
+  sizes: BenchSizes;
+  /** Seed of the workload generator and the fault dice. */
+  seed: number;
+  out: string;
+  markdown: string;
+}
+
+const fullSizes: BenchSizes = {
+  events: 2000,
+  retryEvents: 600,
+  users: 300,
+  teams: 40,
+  repos: 200,
+  namespaces: 5,
+  throughputEvents: 1000,
+  flood: 10_000,
+  floodUsers: 2000,
+  offboardings: 50,
+  offboardIntervalMs: 100,
+  loadRuns: 20,
+  latencyMs: 20,
+  concurrency: 8,
+};
+
+const quickSizes: BenchSizes = {
+  ...fullSizes,
+  events: 300,
+  retryEvents: 150,
+  users: 60,
+  teams: 12,
+  repos: 40,
+  namespaces: 3,
+  throughputEvents: 150,
+  flood: 800,
+  floodUsers: 160,
+  offboardings: 10,
+  loadRuns: 5,
+};
+
+/** CLI flag → size field. */
+const sizeFlags = {
+  events: 'events',
+  'retry-events': 'retryEvents',
+  users: 'users',
+  teams: 'teams',
+  repos: 'repos',
+  namespaces: 'namespaces',
+  'throughput-events': 'throughputEvents',
+  flood: 'flood',
+  'flood-users': 'floodUsers',
+  offboardings: 'offboardings',
+  'offboard-interval-ms': 'offboardIntervalMs',
+  'load-runs': 'loadRuns',
+  'latency-ms': 'latencyMs',
+  concurrency: 'concurrency',
+} as const satisfies Record<string, keyof BenchSizes>;
+
+class BenchUsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'BenchUsageError';
+  }
+}
+
+const usage = `usage: npm run bench -- [--quick] [--only calls,throughput,offboarding,coldstart,retry]
+  [--seed N] [--out bench/results.json] [--markdown bench/results.md]
+  sizes: ${Object.keys(sizeFlags)
+    .map((flag) => `--${flag} N`)
+    .join(' ')}
+  defaults: ${JSON.stringify(fullSizes)}
+  --quick:  ${JSON.stringify(quickSizes)}`;
+
+const positiveInteger = (flag: string, text: string, min: number): number => {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < min)
+    throw new BenchUsageError(`--${flag} must be an integer ≥ ${min}, got ${JSON.stringify(text)}`);
+  return value;
+};
+
+/**
+ * @example parseBenchArgs(['--quick', '--only', 'calls,retry', '--events', '500'])
+ */
+const parseBenchArgs = (argv: readonly string[]): BenchOptions => {
+  const sizeOptions = Object.fromEntries(
+    Object.keys(sizeFlags).map((flag) => [flag, { type: 'string' as const }]),
+  );
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      options: {
+        quick: { type: 'boolean', default: false },
+        only: { type: 'string' },
+        seed: { type: 'string' },
+        out: { type: 'string' },
+        markdown: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+        ...sizeOptions,
+      },
+      allowPositionals: false,
+      strict: true,
+    });
+  } catch (error) {
+    throw new BenchUsageError(`${(error as Error).message}\n${usage}`);
+  }
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+  if (values.help === true) throw new BenchUsageError(usage);
+  const quick = values.quick === true;
+  const sizes: BenchSizes = { ...(quick ? quickSizes : fullSizes) };
+  for (const [flag, field] of Object.entries(sizeFlags)) {
+    const text = values[flag];
+    if (typeof text === 'string')
+      sizes[field] = positiveInteger(
+        flag,
+        text,
+        field === 'offboardIntervalMs' || field === 'latencyMs' ? 0 : 1,
+      );
+  }
+  if (sizes.floodUsers > sizes.flood)
+    throw new BenchUsageError('--flood-users must not exceed --flood (every flood user joins at least once)');
+  if (sizes.offboardings > sizes.users) throw new BenchUsageError('--offboardings must not exceed --users');
+  let scenarios = [...allScenarios];
+  if (typeof values.only === 'string') {
+    const asked = values.only
+      .split(',')
+      .map((name) => name.trim())
+      .filter((name) => name !== '');
+    const unknown = asked.filter((name) => !allScenarios.includes(name as ScenarioName));
+    if (unknown.length > 0 || asked.length === 0)
+      throw new BenchUsageError(
+        `--only takes ${allScenarios.join(', ')}; got ${JSON.stringify(values.only)}`,
+      );
+    scenarios = allScenarios.filter((name) => asked.includes(name));
+  }
+  return {
+    quick,
+    scenarios,
+    sizes,
+    seed: typeof values.seed === 'string' ? positiveInteger('seed', values.seed, 0) : 20_261_120,
+    out: typeof values.out === 'string' ? values.out : 'bench/results.json',
+    markdown: typeof values.markdown === 'string' ? values.markdown : 'bench/results.md',
+  };
+};
+
+export type { BenchOptions, BenchSizes, ScenarioName };
+export { allScenarios, BenchUsageError, fullSizes, parseBenchArgs, quickSizes, ScenarioNames };
