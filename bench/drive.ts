@@ -7,11 +7,12 @@
  */
 
 import type { MembershipStorePort, Policy } from '../lib/domain.ts';
+import { simulatorServices } from '../lib/local/sim-services.ts';
 import { createMemoryTelemetry, MetricNames, silentLog } from '../lib/observability.ts';
 import type { PipelineDeps, PipelineRecord } from '../lib/pipeline.ts';
 import { processRecords } from '../lib/pipeline.ts';
 import type { Simulator } from '../lib/sim/index.ts';
-import { createSwrServices, type SwrServices } from '../lib/swr/index.ts';
+import type { SwrServices } from '../lib/swr/index.ts';
 import { defaultRetryPolicy } from '../lib/swr/retry.ts';
 import type { BenchEvent } from './workload.ts';
 
@@ -48,22 +49,7 @@ interface DriveReport {
 const servicesFor = (
   sim: Simulator,
   hooks: { onRequest?: () => void; onRetry?: () => void } = {},
-): SwrServices =>
-  createSwrServices(
-    {
-      swrEndpoint: sim.swrUrl,
-      iamEndpoint: sim.iamUrl,
-      auth: {
-        kind: 'password',
-        domain: sim.seed.account.name,
-        user: sim.seed.serviceAccount.name,
-        password: sim.seed.serviceAccount.password,
-        project: sim.seed.project.name,
-      },
-      retry: defaultRetryPolicy,
-    },
-    hooks,
-  );
+): SwrServices => simulatorServices(sim, { retry: defaultRetryPolicy, hooks });
 
 const recordsOf = (events: readonly BenchEvent[]): PipelineRecord[] =>
   events.map((event, index) => ({

@@ -7,6 +7,7 @@
 import { stringify } from 'yaml';
 import type { AuthLevel, PermissionName } from '../lib/domain.ts';
 import { AuthLevels } from '../lib/domain.ts';
+import { seededRandom } from '../lib/random.ts';
 
 interface WorkloadSizes {
   users: number;
@@ -74,18 +75,6 @@ type BenchEvent =
   | { id: string; type: 'user.teams'; teams: string[]; occurredAt: string; source: string; user: BenchUser }
   | { id: string; type: 'user.offboarded'; occurredAt: string; source: string; user: BenchUser };
 
-/** mulberry32: small, fast and seedable. */
-const prng = (seed: number): (() => number) => {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-};
-
 const pick = <T>(random: () => number, items: readonly T[]): T => {
   if (items.length === 0) throw new RangeError('cannot pick from an empty list');
   return items[Math.floor(random() * items.length)] as T;
@@ -148,7 +137,7 @@ const desiredOf = (
  * @example const world = generateWorld({ users: 300, teams: 40, repos: 200, namespaces: 5, floodUsers: 0 }, 42);
  */
 const generateWorld = (sizes: WorkloadSizes, seed: number): BenchWorld => {
-  const random = prng(seed);
+  const random = seededRandom(seed);
   const namespaces = Array.from({ length: sizes.namespaces }, (_, i) => namespaceNames[i] ?? `ns-${i}`);
   const repos = Array.from({ length: sizes.repos }, (_, j) => ({
     namespace: namespaces[j % namespaces.length] as string,
@@ -272,7 +261,7 @@ interface Reorganisation {
  * @example const { events, finalTeams } = reorganisation(world, { count: 2000, seed: 7, startMs, stepMs: 1000 });
  */
 const reorganisation = (world: BenchWorld, options: StreamOptions): Reorganisation => {
-  const random = prng(options.seed);
+  const random = seededRandom(options.seed);
   const teams = new Map([...world.initialTeams].map(([id, list]) => [id, new Set(list)]));
   const offboarded = new Set<string>();
   const events: BenchEvent[] = [];
@@ -355,7 +344,7 @@ const warmupEvents = (world: BenchWorld, atMs: number): BenchEvent[] =>
 
 /** `count` joins of the flood users, round-robin over them, each to a team they are not in yet when possible. */
 const joinFlood = (world: BenchWorld, options: StreamOptions): BenchEvent[] => {
-  const random = prng(options.seed);
+  const random = seededRandom(options.seed);
   const joined = new Map<string, Set<string>>();
   return Array.from({ length: options.count }, (_, i) => {
     const user = world.floodUsers[i % world.floodUsers.length] as BenchUser;
@@ -459,7 +448,6 @@ export {
   joinFlood,
   offboardingOf,
   permissionDifferences,
-  prng,
   reorganisation,
   warmupEvents,
 };

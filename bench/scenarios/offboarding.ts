@@ -15,11 +15,12 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
+import { seededRandom } from '../../lib/random.ts';
 import { parseSeed } from '../../lib/sim/index.ts';
 import { type BenchOptions, BenchUsageError } from '../args.ts';
 import { median, summarize } from '../stats.ts';
 import type { ResultRow } from '../table.ts';
-import { type BenchUser, joinFlood, offboardingOf, prng, warmupEvents } from '../workload.ts';
+import { type BenchUser, joinFlood, offboardingOf, warmupEvents } from '../workload.ts';
 import { filteringLog, prepareWorld, progress, type ScenarioResult } from './common.ts';
 
 const drainTimeoutMs = 20 * 60 * 1000;
@@ -68,7 +69,7 @@ const victimsOf = (
   count: number,
   seed: number,
 ) => {
-  const random = prng(seed);
+  const random = seededRandom(seed);
   const holders = users.filter((user) => (teams.get(user.id) ?? []).length > 0);
   const chosen: BenchUser[] = [];
   while (chosen.length < count && holders.length > 0)

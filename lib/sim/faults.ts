@@ -2,6 +2,8 @@
  * Fault injection for the SWR permission and list calls (and IAM when `iamFaults`). Rates are
  * per-request probabilities drawn from a seedable PRNG so a failing run can be replayed.
  */
+
+import { seededRandom } from '../random.ts';
 import { type ErrorShape, ErrorShapes, type Failure, failure } from './replies.ts';
 
 /** A rule that always fails matching calls: every field given must match. */
@@ -66,18 +68,6 @@ const defaultFaults = (): FaultConfig => ({
   iamFaults: false,
 });
 
-/** mulberry32: tiny, fast, good enough for fault dice. */
-const prng = (seed: number): (() => number) => {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-};
-
 const defaultCodes: Record<number, string> = {
   400: 'SVCSTG.SWR.4000014',
   401: 'SVCSTG.SWR.4010000',
@@ -109,13 +99,13 @@ class FaultInjector {
 
   constructor(config: Partial<FaultConfig> = {}) {
     this.#config = { ...defaultFaults(), ...config };
-    this.#random = prng(this.#config.seed ?? Math.floor(Math.random() * 2 ** 32));
+    this.#random = seededRandom(this.#config.seed ?? Math.floor(Math.random() * 2 ** 32));
   }
 
   /** Merges `config` into the current faults; a new `seed` restarts the dice. */
   set(config: Partial<FaultConfig>): void {
     this.#config = { ...this.#config, ...config };
-    if (config.seed !== undefined) this.#random = prng(config.seed);
+    if (config.seed !== undefined) this.#random = seededRandom(config.seed);
   }
 
   get latencyMs(): number {

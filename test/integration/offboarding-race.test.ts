@@ -14,6 +14,7 @@ import type { IamUser, Policy, SwrPermissionsPort } from '../../lib/domain.ts';
 import { type LocalDynamo, startLocalDynamo } from '../../lib/local/dynamo.ts';
 import { createLambdaContext } from '../../lib/local/lambda-context.ts';
 import { sqsEventOf, sqsRecordFactory } from '../../lib/local/lambda-events.ts';
+import { simulatorServices } from '../../lib/local/sim-services.ts';
 import { type LocalSqs, startLocalSqs } from '../../lib/local/sqs.ts';
 import { createMemoryTelemetry, MetricNames } from '../../lib/observability.ts';
 import {
@@ -22,11 +23,12 @@ import {
   type PipelineRecord,
   processRecords,
 } from '../../lib/pipeline.ts';
+
 import { createQueueRuntime } from '../../lib/runtime.ts';
 import { type Simulator, startSimulator } from '../../lib/sim/index.ts';
 import { createSqsHandler, type QueueRuntime } from '../../lib/sqs-handler.ts';
 import { createDynamoStore, ensureTable } from '../../lib/store/index.ts';
-import { createSwrServices, type SwrServices } from '../../lib/swr/index.ts';
+import type { SwrServices } from '../../lib/swr/index.ts';
 import {
   extraUser,
   gateSwr,
@@ -68,21 +70,7 @@ afterAll(async () => {
 
 /** One instance of a queue function: its own SWR client, store adapter and telemetry. */
 const functionFactory = (actor: 'sync' | 'offboard') => {
-  const service = createSwrServices(
-    {
-      swrEndpoint: sim.swrUrl,
-      iamEndpoint: sim.iamUrl,
-      auth: {
-        kind: 'password',
-        domain: sim.seed.account.name,
-        user: sim.seed.serviceAccount.name,
-        password: sim.seed.serviceAccount.password,
-        project: sim.seed.project.name,
-      },
-      retry: { maxAttempts: 4, baseDelayMs: 20, maxDelayMs: 200 },
-    },
-    {},
-  );
+  const service = simulatorServices(sim, { retry: { maxAttempts: 4, baseDelayMs: 20, maxDelayMs: 200 } });
   services.push(service);
   const telemetry = createMemoryTelemetry();
   const deadLetters = memoryDeadLetters();

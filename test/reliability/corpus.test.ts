@@ -14,11 +14,12 @@ import { loadPolicyFile, parsePolicy } from '../../lib/core/policy.ts';
 import type { DeadLetter, DeadLetterSender } from '../../lib/dlq.ts';
 import type { PeopleEvent, Policy } from '../../lib/domain.ts';
 import { ConfigError } from '../../lib/errors.ts';
+import { simulatorServices } from '../../lib/local/sim-services.ts';
 import { createMemoryTelemetry } from '../../lib/observability.ts';
 import { type BatchReport, type PipelineRecord, processRecords } from '../../lib/pipeline.ts';
 import { type Simulator, startSimulator } from '../../lib/sim/index.ts';
 import { createMemoryStore } from '../../lib/store/index.ts';
-import { createSwrServices, type SwrServices } from '../../lib/swr/index.ts';
+import type { SwrServices } from '../../lib/swr/index.ts';
 import { namespaceRule, repositoryRule, userIdRule, userNameRule } from '../../lib/swr/names.ts';
 
 const corpusDir = 'test/corpus';
@@ -158,21 +159,7 @@ const dlq = capturingDeadLetters();
 
 beforeAll(async () => {
   sim = await startSimulator();
-  services = createSwrServices(
-    {
-      swrEndpoint: sim.swrUrl,
-      iamEndpoint: sim.iamUrl,
-      auth: {
-        kind: 'password',
-        domain: sim.seed.account.name,
-        user: sim.seed.serviceAccount.name,
-        password: sim.seed.serviceAccount.password,
-        project: sim.seed.project.name,
-      },
-      retry: { baseDelayMs: 5, maxDelayMs: 20 },
-    },
-    {},
-  );
+  services = simulatorServices(sim, { retry: { baseDelayMs: 5, maxDelayMs: 20 } });
   policy = await loadPolicyFile('config/demo-policy.yaml');
 });
 

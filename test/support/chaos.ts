@@ -18,19 +18,8 @@ import { toMessage } from '../../lib/local/producer.ts';
 import type { QueueKey } from '../../lib/local/sqs.ts';
 import type { DeadLetterView } from '../../lib/local/stack.ts';
 import type { Log, LogAttributes } from '../../lib/observability.ts';
+import { seededRandom } from '../../lib/random.ts';
 import type { SimulatorSeed } from '../../lib/sim/index.ts';
-
-/** mulberry32: a tiny seedable PRNG, so a failing run can be replayed from its seed. */
-const seededRandom = (seed: number): (() => number) => {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-};
 
 const pick = <T>(random: () => number, items: readonly T[]): T => {
   const item = items[Math.floor(random() * items.length)];

@@ -16,6 +16,7 @@ import type {
   TargetAccess,
   UserAuth,
 } from '../../lib/domain.ts';
+import { seededRandom } from '../../lib/random.ts';
 import type { PermissionsSnapshot, RequestLogEntry, SimulatorSeed } from '../../lib/sim/index.ts';
 import { loadSeed } from '../../lib/sim/index.ts';
 
@@ -245,18 +246,6 @@ const jitterSwr = (inner: SwrPermissionsPort, random: () => number, maxMs: numbe
       await jitter();
       return inner.listRepositories(namespace, options);
     },
-  };
-};
-
-/** mulberry32, for replayable randomized runs. */
-const seededRandom = (seed: number): (() => number) => {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 };
 

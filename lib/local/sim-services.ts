@@ -1,0 +1,32 @@
+/**
+ * The SWR client and IAM directory logged in to a simulator as its seeded service account
+ * (IAM password token): what tests, benchmarks and local tools use to talk to it.
+ */
+import type { Simulator } from '../sim/index.ts';
+import { createSwrServices, type SwrServices, type SwrServicesHooks } from '../swr/index.ts';
+import type { RetryPolicy } from '../swr/retry.ts';
+
+/**
+ * @example const services = simulatorServices(sim, { retry: { baseDelayMs: 5 } });
+ */
+const simulatorServices = (
+  sim: Simulator,
+  options: { retry?: Partial<RetryPolicy>; hooks?: SwrServicesHooks } = {},
+): SwrServices =>
+  createSwrServices(
+    {
+      swrEndpoint: sim.swrUrl,
+      iamEndpoint: sim.iamUrl,
+      auth: {
+        kind: 'password',
+        domain: sim.seed.account.name,
+        user: sim.seed.serviceAccount.name,
+        password: sim.seed.serviceAccount.password,
+        project: sim.seed.project.name,
+      },
+      ...(options.retry === undefined ? {} : { retry: options.retry }),
+    },
+    options.hooks ?? {},
+  );
+
+export { simulatorServices };
