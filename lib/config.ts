@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
 import type { AuthConfig } from './swr/auth.ts';
+import { assertEndpoint } from './swr/endpoint.ts';
 
 /** Credentials still to be fetched from Secrets Manager (a JSON object with the same env keys). */
 type CredentialsSource = AuthConfig | { kind: 'secret'; secretArn: string };
@@ -87,20 +88,18 @@ const envSchema = z.object({
 
 type Env = z.infer<typeof envSchema>;
 
-const loopbackHosts = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
-
-/** `https:` everywhere except loopback, where the local simulator speaks plain HTTP. */
-const endpointProblem = (name: string, value: string | undefined): string | undefined => {
-  if (value === undefined) return `${name} is required`;
-  let url: URL;
+/** The shared endpoint rule (https, or http on loopback; no credentials, path or query), as problems. */
+const endpointProblems = (name: string, value: string | undefined): string[] => {
+  if (value === undefined) return [`${name} is required`];
   try {
-    url = new URL(value);
-  } catch {
-    return `${name} is not a URL`;
+    assertEndpoint(value, name);
+    return [];
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    return error.problems.length > 0
+      ? error.problems.map((problem) => `${name} ${problem}`)
+      : [error.message];
   }
-  const loopback = loopbackHosts.has(url.hostname) || url.hostname.startsWith('127.');
-  if (url.protocol === 'https:' || (url.protocol === 'http:' && loopback)) return undefined;
-  return `${name} must use https: (plain http is allowed only for a loopback host)`;
 };
 
 const credentialsOf = (env: Env, problems: string[]): CredentialsSource | undefined => {
@@ -219,13 +218,8 @@ const readConfig = (
     );
   const env = parsed.data;
   const problems: string[] = [];
-  for (const [name, value] of [
-    ['SWR_ENDPOINT', env.SWR_ENDPOINT],
-    ['IAM_ENDPOINT', env.IAM_ENDPOINT],
-  ] as const) {
-    const problem = endpointProblem(name, value);
-    if (problem !== undefined) problems.push(problem);
-  }
+  problems.push(...endpointProblems('SWR_ENDPOINT', env.SWR_ENDPOINT));
+  problems.push(...endpointProblems('IAM_ENDPOINT', env.IAM_ENDPOINT));
   const credentials = credentialsOf(env, problems);
   if (options.require?.tableName && env.TABLE_NAME === undefined) problems.push('TABLE_NAME is required');
   if (

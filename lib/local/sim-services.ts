@@ -29,4 +29,18 @@ const simulatorServices = (
     options.hooks ?? {},
   );
 
-export { simulatorServices };
+/**
+ * The same login as environment variables, for the functions' `readConfig`.
+ *
+ * @example createQueueRuntime({ functionName: 'sync', queue: 'accessChanges', env: { ...simulatorEnv(sim), TABLE_NAME } })
+ */
+const simulatorEnv = (sim: Simulator): Record<string, string> => ({
+  SWR_ENDPOINT: sim.swrUrl,
+  IAM_ENDPOINT: sim.iamUrl,
+  HUAWEICLOUD_IAM_DOMAIN: sim.seed.account.name,
+  HUAWEICLOUD_IAM_USER: sim.seed.serviceAccount.name,
+  HUAWEICLOUD_IAM_PASSWORD: sim.seed.serviceAccount.password,
+  HUAWEICLOUD_PROJECT: sim.seed.project.name,
+});
+
+export { simulatorEnv, simulatorServices };

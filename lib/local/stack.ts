@@ -19,6 +19,7 @@ import { ensureTable } from '../store/index.ts';
 import { type LocalDynamo, startLocalDynamo } from './dynamo.ts';
 import { type InvocationReport, type Poller, startPoller } from './poller.ts';
 import { sendEvents, waitForDrain } from './producer.ts';
+import { simulatorEnv } from './sim-services.ts';
 import { type LocalSqs, startLocalSqs } from './sqs.ts';
 
 interface LocalStackOptions {
@@ -93,12 +94,7 @@ const startLocalStack = async (options: LocalStackOptions = {}): Promise<LocalSt
     await ensureTable(dynamo.client, tableName);
 
     const env: Record<string, string> = {
-      SWR_ENDPOINT: sim.swrUrl,
-      IAM_ENDPOINT: sim.iamUrl,
-      HUAWEICLOUD_IAM_DOMAIN: sim.seed.account.name,
-      HUAWEICLOUD_IAM_USER: sim.seed.serviceAccount.name,
-      HUAWEICLOUD_IAM_PASSWORD: sim.seed.serviceAccount.password,
-      HUAWEICLOUD_PROJECT: sim.seed.project.name,
+      ...simulatorEnv(sim),
       TABLE_NAME: tableName,
       ACCESS_CHANGES_DLQ_URL: sqs.queues.accessChanges.dlqUrl,
       OFFBOARDING_DLQ_URL: sqs.queues.offboarding.dlqUrl,
@@ -216,27 +212,16 @@ const startLocalStack = async (options: LocalStackOptions = {}): Promise<LocalSt
                   ]),
                 ),
               });
-            if (!readOptions.remove) {
-              // Kept in flight until every DLQ is read, then released. A FIFO group stays locked
-              // while its message is in flight: without `remove`, one message per group is seen.
-              held.push({
-                url: sqs.queues[queue].dlqUrl,
-                entries: messages.map((message, index) => ({
-                  Id: String(index),
-                  ReceiptHandle: message.ReceiptHandle,
-                })),
-              });
-              continue;
-            }
-            await sqs.client.send(
-              new DeleteMessageBatchCommand({
-                QueueUrl: sqs.queues[queue].dlqUrl,
-                Entries: messages.map((message, index) => ({
-                  Id: String(index),
-                  ReceiptHandle: message.ReceiptHandle,
-                })),
-              }),
-            );
+            const entries = messages.map((message, index) => ({
+              Id: String(index),
+              ReceiptHandle: message.ReceiptHandle,
+            }));
+            const url = sqs.queues[queue].dlqUrl;
+            // Without `remove`, kept in flight until every DLQ is read, then released. A FIFO group
+            // stays locked while its message is in flight, so one message per group is seen.
+            if (readOptions.remove)
+              await sqs.client.send(new DeleteMessageBatchCommand({ QueueUrl: url, Entries: entries }));
+            else held.push({ url, entries });
           }
         }
         // Reading without removing: make what was read visible again for the next reader.

@@ -14,7 +14,7 @@ import type { IamUser, Policy, SwrPermissionsPort } from '../../lib/domain.ts';
 import { type LocalDynamo, startLocalDynamo } from '../../lib/local/dynamo.ts';
 import { createLambdaContext } from '../../lib/local/lambda-context.ts';
 import { sqsEventOf, sqsRecordFactory } from '../../lib/local/lambda-events.ts';
-import { simulatorServices } from '../../lib/local/sim-services.ts';
+import { simulatorEnv, simulatorServices } from '../../lib/local/sim-services.ts';
 import { type LocalSqs, startLocalSqs } from '../../lib/local/sqs.ts';
 import { createMemoryTelemetry, MetricNames } from '../../lib/observability.ts';
 import {
@@ -247,12 +247,7 @@ describe('no grant survives offboarding: the real handlers invoked concurrently'
     const events = peopleEventFactory({ prefix: 'handlers' });
     const telemetry = createMemoryTelemetry();
     const env = {
-      SWR_ENDPOINT: sim.swrUrl,
-      IAM_ENDPOINT: sim.iamUrl,
-      HUAWEICLOUD_IAM_DOMAIN: sim.seed.account.name,
-      HUAWEICLOUD_IAM_USER: sim.seed.serviceAccount.name,
-      HUAWEICLOUD_IAM_PASSWORD: sim.seed.serviceAccount.password,
-      HUAWEICLOUD_PROJECT: sim.seed.project.name,
+      ...simulatorEnv(sim),
       TABLE_NAME: tableName,
       ACCESS_CHANGES_DLQ_URL: sqs.queues.accessChanges.dlqUrl,
       OFFBOARDING_DLQ_URL: sqs.queues.offboarding.dlqUrl,

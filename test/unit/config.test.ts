@@ -92,7 +92,7 @@ describe('readConfig', () => {
 
     // Assess
     expect(problems).toEqual([
-      'SWR_ENDPOINT must use https: (plain http is allowed only for a loopback host)',
+      'SWR_ENDPOINT must use https: unless the host is loopback (127.0.0.0/8, localhost, ::1)',
       'IAM_ENDPOINT is required',
       'more than one kind of credentials is set (SWR_AUTH_TOKEN, HUAWEICLOUD_SDK_AK/SK): keep exactly one',
       'TABLE_NAME is required',
@@ -119,6 +119,9 @@ describe('readConfig', () => {
     ['http://[::1]:4010', true],
     ['https://swr-api.example.com', true],
     ['http://10.0.0.1:4010', false],
+    ['http://127.example.com:4010', false],
+    ['https://swr-api.example.com/v2', false],
+    ['https://user:pw@swr-api.example.com', false],
     ['ftp://swr-api.example.com', false],
   ])('endpoint %s accepted: %s', (endpoint, accepted) => {
     expect(problemsOf(envFactory({ SWR_ENDPOINT: endpoint })).length === 0).toBe(accepted);

@@ -209,8 +209,8 @@ describe('handleSqsEvent crash path', () => {
   });
 
   it('lists every message when the pipeline itself throws', async () => {
-    // Prepare: a store whose apply throws a non-SyncError is handled per user; a broken
-    // deadLetters object makes the final stage throw, outside any per-message handling.
+    // Prepare: a DLQ sender that throws (instead of reporting Failed[]) makes the final stage
+    // throw, outside any per-message handling.
     const telemetry = createMemoryTelemetry();
     const deps = depsFactory({
       deadLetters: {
