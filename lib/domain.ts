@@ -122,7 +122,7 @@ interface PolicyGrant {
   target: Target;
   permission: PermissionName;
   level: AuthLevel;
-  /** Reserved for a later issue: users that no team gives this target to are removed from it. */
+  /** Reconcile revokes grants of users the service does not know on this target. */
   exclusive: boolean;
 }
 
@@ -133,7 +133,7 @@ interface Policy {
   sourcePath: string;
   /** User ids never granted, changed or revoked. */
   protectedUsers: string[];
-  /** Namespaces the service owns (reserved for a later issue: offboarding sweep). */
+  /** Namespaces the service owns: an offboarding sweeps every repository in them. */
   managedNamespaces: string[];
   /** Team name → grants. Read with `Object.hasOwn` (or the policy helpers): team names are data. */
   teams: Record<string, PolicyGrant[]>;
@@ -199,6 +199,8 @@ interface ApplyOutcome {
   reason?: string;
   /** Ids of pending events an applied offboarding cancelled (effective at or before it). */
   cancelled?: string[];
+  /** Set when settling ended a membership because its `expiresAt` passed. */
+  expired?: { team: string; at: string };
 }
 
 /** The result of `MembershipStorePort.apply`. */
@@ -221,22 +223,27 @@ interface ApplyResult {
 /** The membership store (DynamoDB in production, memory in tests). */
 interface MembershipStorePort {
   /** Strongly consistent read; throws `StoreError` when the store cannot be read. */
-  get(userId: string): Promise<UserRecord | undefined>;
+  get(userId: string, options?: CallOptions): Promise<UserRecord | undefined>;
   /**
    * Applies the events of one user in order, atomically (optimistic locking, retried on conflict).
    * At `now` (default: the store's clock): the record is settled first (due pending events applied,
    * expired memberships ended), an event effective after `now` is kept pending (`deferred`), and
    * the record is settled again (an event may arrive already expired).
    */
-  apply(user: IamUser, events: readonly ResolvedEvent[], now?: Date): Promise<ApplyResult>;
+  apply(
+    user: IamUser,
+    events: readonly ResolvedEvent[],
+    now?: Date,
+    options?: CallOptions,
+  ): Promise<ApplyResult>;
   /**
    * Settles one stored user at `now`: applies the pending events that are due and ends the
    * memberships that expired; written (version + 1) only if something changed. `outcomes` are
    * what settling did (also in `settled`). `undefined` for a user never stored.
    */
-  applyDue(userId: string, now: Date): Promise<ApplyResult | undefined>;
+  applyDue(userId: string, now: Date, options?: CallOptions): Promise<ApplyResult | undefined>;
   /** Every stored user. */
-  list(): AsyncIterable<UserRecord>;
+  list(options?: CallOptions): AsyncIterable<UserRecord>;
 }
 
 /** The three SWR writes, in the order the planner emits them for one target. */
@@ -244,8 +251,38 @@ const PlanActions = { grant: 'grant', change: 'change', revoke: 'revoke' } as co
 
 type PlanAction = (typeof PlanActions)[keyof typeof PlanActions];
 
+/**
+ * Why a change is planned: the answer the audit trail gives to "why did this user lose (or get)
+ * access here?". Revokes of `offboarding` and `expiry` were decided by a person (HR set the leave
+ * date or the end of the membership); the mass-revoke guard does not count them.
+ */
+const ChangeReasons = {
+  /** The batch's events asked for it (their ids and types are in `detail` and `eventIds`). */
+  events: 'events',
+  /** The user left the company. */
+  offboarding: 'offboarding',
+  /** A time-bound membership ended. */
+  expiry: 'expiry',
+  /** A grant that none of the user's teams gives on this target (e.g. a policy entry removed). */
+  notInPolicy: 'not-in-policy',
+  /** A grant held by a user the service does not know, on a target the policy marks exclusive. */
+  exclusive: 'hand-made-on-exclusive',
+  /** SWR differs from what the user's teams give, with no event in this run (repair). */
+  drift: 'drift',
+} as const;
+
+type ChangeReasonKind = (typeof ChangeReasons)[keyof typeof ChangeReasons];
+
+interface ChangeReason {
+  kind: ChangeReasonKind;
+  /** One line a person reads: `event hr-1 (membership.removed)`, `team contractors expired at …`. */
+  detail: string;
+}
+
 /** One user's move on one target, as planned (and, once done, as audited). */
 interface PlannedChange {
+  /** Why the change is planned. */
+  reason: ChangeReason;
   target: Target;
   action: PlanAction;
   userId: string;
@@ -287,9 +324,16 @@ interface Plan {
    * failed read), whatever their other calls do. Sorted by message id.
    */
   blocked: Array<{ messageId: string; targets: Target[] }>;
+  /**
+   * Users left out of a call because SWR would refuse their entry (an id or name that breaks the
+   * SWR rules): their messages fail alone, the other users of the call go ahead.
+   */
+  rejected: Array<{ userId: string; target: Target; messageIds: string[]; rule: string }>;
 }
 
 export type {
+  ChangeReason,
+  ChangeReasonKind,
   ApplyOutcome,
   ApplyResult,
   ApplyStatus,
@@ -317,4 +361,4 @@ export type {
   UserDirectoryPort,
   UserRecord,
 };
-export { ApplyStatuses, AuthLevels, PlanActions, permissionOfLevel, targetKey };
+export { ApplyStatuses, AuthLevels, ChangeReasons, PlanActions, permissionOfLevel, targetKey };

@@ -21,6 +21,12 @@ const ErrorCodes = {
   store: 'STORE_UNAVAILABLE',
   conflict: 'STORE_CONFLICT',
   crash: 'HANDLER_CRASH',
+  /** A write answered 2xx whose effect could not be read back. */
+  unverified: 'WRITE_UNVERIFIED',
+  /** A write answered 2xx that SWR does not show when read back. */
+  notEffective: 'WRITE_NOT_EFFECTIVE',
+  /** An offboarding whose sweep of the managed namespaces is not finished yet (progress is kept). */
+  sweepInProgress: 'SWEEP_IN_PROGRESS',
 } as const;
 
 type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

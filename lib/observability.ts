@@ -56,6 +56,8 @@ interface AuditRecord {
   before: AuthLevel | undefined;
   after: AuthLevel | undefined;
   dryRun: boolean;
+  /** Why: the events (ids and types), an offboarding, an expiry, a repair of drift… */
+  reason?: string;
 }
 
 /** The shape of an audit record in the log: levels by name, the target as a key. */
@@ -72,6 +74,7 @@ const auditLogAttributes = (record: AuditRecord): LogAttributes => ({
   before: record.before === undefined ? 'none' : permissionOfLevel(record.before),
   after: record.after === undefined ? 'none' : permissionOfLevel(record.after),
   dryRun: record.dryRun,
+  ...(record.reason === undefined ? {} : { reason: record.reason }),
 });
 
 const createPowertoolsLog = (serviceName: string): Log & { logger: Logger } => {

@@ -6,8 +6,8 @@
  */
 import { z } from 'zod';
 import type { CallOptions, IamUser, PeopleEvent, ResolvedEvent, UserDirectoryPort } from '../domain.ts';
-import { ErrorCodes, EventParseError, UnknownUserError } from '../errors.ts';
-import { userIdRule } from '../swr/names.ts';
+import { ErrorCodes, EventParseError, SyncError, UnknownUserError } from '../errors.ts';
+import { userIdRule, userNameRule } from '../swr/names.ts';
 
 /** SQS's historical message limit; anything larger is not one of ours and is never parsed. */
 const maxBodyBytes = 256 * 1024;
@@ -15,6 +15,12 @@ const maxBodyBytes = 256 * 1024;
 const maxReasonChars = 1000;
 /** Producers' clocks drift, but not by a day: a later `occurredAt` would win every race. */
 const maxFutureSkewMs = 24 * 60 * 60 * 1000;
+/**
+ * How far ahead an `effectiveAt` may be (default 400 days): a leave date years away is a typo
+ * that would sit in the store and revoke someone's access on a day nobody remembers.
+ */
+const defaultMaxEffectiveAheadDays = 400;
+const dayMs = 24 * 60 * 60 * 1000;
 const maxTeamsPerSnapshot = 1000;
 
 const isoWithZone = z.iso.datetime({
@@ -39,8 +45,12 @@ const teamSchema = z.string().superRefine((value, ctx) => {
   if (rule !== undefined) ctx.addIssue({ code: 'custom', message: `team ${rule}` });
 });
 
-/** IAM user names: letters, digits, spaces, `_`, `-`, `.`; never starting with a digit. */
-const userNamePattern = /^[A-Za-z_\-. ][A-Za-z0-9_\-. ]*$/;
+/**
+ * IAM user names: letters, digits, spaces, `_`, `-`, `.`; never starting with a digit or a space,
+ * never ending with a space. The SWR body rules (`userNameRule`) are checked too, so that an event
+ * the schema accepts is never one SWR refuses because of its name.
+ */
+const userNamePattern = /^[A-Za-z_\-.](?:[A-Za-z0-9_\-. ]*[A-Za-z0-9_\-.])?$/;
 
 const userSchema = z
   .strictObject({
@@ -53,11 +63,15 @@ const userSchema = z
       .optional(),
     name: z
       .string()
-      .min(1, { error: 'must be 1 to 64 characters' })
-      .max(64, { error: 'must be 1 to 64 characters' })
-      .regex(userNamePattern, {
-        error:
-          'must be an IAM user name: letters, digits, spaces, underscores, hyphens and periods, not starting with a digit',
+      .superRefine((value, ctx) => {
+        const rule = userNameRule(value);
+        if (rule !== undefined) ctx.addIssue({ code: 'custom', message: rule });
+        else if (!userNamePattern.test(value))
+          ctx.addIssue({
+            code: 'custom',
+            message:
+              'must be an IAM user name: letters, digits, spaces, underscores, hyphens and periods, not starting with a digit or a space',
+          });
       })
       .optional(),
   })
@@ -118,6 +132,26 @@ const fail = (
   error: new EventParseError(truncate(message), code),
 });
 
+interface ParseOptions {
+  /** How far ahead of `now` an `effectiveAt` may be (default 400 days). */
+  maxEffectiveAheadDays?: number;
+}
+
+/** Nesting deeper than any event has: refused before the schema walks it (stack safety). */
+const maxJsonDepth = 16;
+
+/** The nesting depth of a parsed JSON value, counted without recursion, stopping past `limit`. */
+const depthExceeds = (value: unknown, limit: number): boolean => {
+  const stack: Array<{ value: unknown; depth: number }> = [{ value, depth: 0 }];
+  while (stack.length > 0) {
+    const { value: current, depth } = stack.pop() as { value: unknown; depth: number };
+    if (typeof current !== 'object' || current === null) continue;
+    if (depth >= limit) return true;
+    for (const child of Object.values(current)) stack.push({ value: child, depth: depth + 1 });
+  }
+  return false;
+};
+
 /**
  * Parses and validates one message body. Never throws; never echoes the body in the reason.
  *
@@ -125,7 +159,7 @@ const fail = (
  * const result = parseEventBody(record.body, new Date());
  * if (!result.ok) return sendToDlq(record, result.error); // permanent: retrying cannot help
  */
-const parseEventBody = (body: string, now: Date): ParseResult => {
+const parseEventBody = (body: string, now: Date, options: ParseOptions = {}): ParseResult => {
   const bytes = Buffer.byteLength(body, 'utf8');
   if (bytes > maxBodyBytes)
     return fail(`message body is ${bytes} bytes; an event is at most ${maxBodyBytes}`, ErrorCodes.schema);
@@ -143,6 +177,8 @@ const parseEventBody = (body: string, now: Date): ParseResult => {
     );
   }
 
+  if (depthExceeds(json, maxJsonDepth))
+    return fail(`message body nests deeper than ${maxJsonDepth} levels; an event is flat`, ErrorCodes.schema);
   const parsed = eventSchema.safeParse(json);
   if (!parsed.success) return fail(z.prettifyError(parsed.error), ErrorCodes.schema);
 
@@ -154,43 +190,128 @@ const parseEventBody = (body: string, now: Date): ParseResult => {
         "the producer's clock is wrong",
       ErrorCodes.schema,
     );
+  const aheadDays = options.maxEffectiveAheadDays ?? defaultMaxEffectiveAheadDays;
+  if (event.effectiveAt !== undefined && Date.parse(event.effectiveAt) - now.getTime() > aheadDays * dayMs)
+    return fail(
+      `effectiveAt ${event.effectiveAt} is more than ${aheadDays} days ahead (${now.toISOString()}): ` +
+        'a date that far is most likely a typo; send it closer to the day, or raise EFFECTIVE_AT_MAX_DAYS',
+      ErrorCodes.schema,
+    );
   return { ok: true, event };
 };
 
+/** Looks a name up among the users the service has known (the audit trail's name index). */
+type KnownIdsByName = (userName: string, options?: CallOptions) => Promise<string[]>;
+
+interface ResolveContext {
+  directory: UserDirectoryPort;
+  /** For leavers IAM no longer knows: the ids the service recorded changes for under this name. */
+  knownIdsByName?: KnownIdsByName;
+}
+
+/** What resolution found besides the user, for the pipeline's log. */
+interface Resolution {
+  event: ResolvedEvent;
+  /** IAM's current name differs from the name the event carried. */
+  renamedFrom?: string;
+}
+
+const ambiguous = (name: string, count: number): SyncError =>
+  new SyncError(`${count} users share the name ${JSON.stringify(name)}; send the IAM user id`, {
+    code: 'AMBIGUOUS_USER',
+    retryable: false,
+  });
+
 /**
- * Completes the user of an event through IAM: the name from the id, or the id from the name.
- * When the event carries both, they are trusted as given and IAM is not asked: the producer
- * knows both, and asking would put IAM on the path of every message for nothing.
- * IAM read failures propagate unchanged (retryable); a user IAM does not know is an
- * `UnknownUserError` (permanent).
+ * A grant needs IAM's current identity: the id confirmed and the name SWR expects in the body. A
+ * user IAM does not know is a permanent failure (nobody to grant to).
+ */
+const resolveForGrant = async (
+  event: PeopleEvent,
+  context: ResolveContext,
+  options?: CallOptions,
+): Promise<{ user: IamUser; renamedFrom?: string }> => {
+  const { id, name } = event.user;
+  if (id !== undefined) {
+    const found = await context.directory.findById(id, options);
+    if (found === undefined) throw new UnknownUserError(`with id ${id}`);
+    return { user: { id, name: found.name }, ...(name !== undefined && name !== found.name ? { renamedFrom: name } : {}) };
+  }
+  const found = await context.directory.findByName(name as string, options);
+  if (found === undefined) throw new UnknownUserError(`named ${JSON.stringify(name)}`);
+  return { user: { id: found.id, name: found.name } };
+};
+
+/**
+ * The id of a leaver known only by name: IAM first (the current holder of the name), then the
+ * users the service has recorded under that name (IAM deletes leavers, often before HR sends the
+ * event). Neither knowing the name is a permanent failure; two users sharing it too.
+ */
+const idOfLeaver = async (name: string, context: ResolveContext, options?: CallOptions): Promise<IamUser> => {
+  const found = await context.directory.findByName(name, options);
+  if (found !== undefined) return { id: found.id, name: found.name };
+  const known = (await context.knownIdsByName?.(name, options)) ?? [];
+  if (known.length === 1) return { id: known[0] as string, name };
+  if (known.length > 1) throw ambiguous(name, known.length);
+  throw new UnknownUserError(`named ${JSON.stringify(name)} (and the service has no record of that name)`);
+};
+
+/**
+ * A removal only takes away, and a revoke needs only the id (the DELETE body is an array of ids):
+ * IAM is asked for the current name (a lowered level is a PATCH, which carries the name) when it
+ * answers, and not needed when it does not. An empty name keeps the one the store has.
+ */
+const resolveForRemoval = async (
+  event: PeopleEvent,
+  context: ResolveContext,
+  options?: CallOptions,
+): Promise<IamUser> => {
+  const { id, name } = event.user;
+  if (id === undefined) return idOfLeaver(name as string, context, options);
+  if (event.type === 'user.offboarded') return { id, name: name ?? '' };
+  try {
+    const found = await context.directory.findById(id, options);
+    return { id, name: found?.name ?? name ?? '' };
+  } catch (error) {
+    if (error instanceof SyncError && !error.retryable) throw error;
+    return { id, name: name ?? '' };
+  }
+};
+
+/**
+ * Completes the user of an event. Joins and snapshots (which may grant) take IAM's current
+ * identity: a user IAM does not know is an `UnknownUserError` (permanent), and when IAM renamed the
+ * user, SWR gets the new name. Removals and offboardings never need IAM for a user given by id
+ * (an offboarding never asks it): revoking needs only the id. A user named without an id is looked
+ * up in IAM, and for a leaver IAM no longer knows, among the users the service has recorded.
+ * IAM read failures propagate unchanged (retryable) where IAM is needed.
  *
  * @example
- * const resolved = await resolveEventUser(event, directory, { deadline });
+ * const { event: resolved } = await resolveEventUser(event, { directory }, { deadline });
  * resolved.user // { id: 'fb3f…', name: 'user01' }
  */
 const resolveEventUser = async (
   event: PeopleEvent,
-  directory: UserDirectoryPort,
+  context: ResolveContext,
   options?: CallOptions,
-): Promise<ResolvedEvent> => {
-  const { id, name } = event.user;
-  let user: IamUser;
-  if (id !== undefined && name !== undefined) {
-    user = { id, name };
-  } else if (id !== undefined) {
-    const found = await directory.findById(id, options);
-    if (found === undefined) throw new UnknownUserError(`with id ${id}`);
-    user = { id, name: found.name };
-  } else if (name !== undefined) {
-    const found = await directory.findByName(name, options);
-    if (found === undefined) throw new UnknownUserError(`named ${JSON.stringify(name)}`);
-    user = { id: found.id, name: found.name };
-  } else {
+): Promise<Resolution> => {
+  if (event.user.id === undefined && event.user.name === undefined)
     // The schema forbids it; an event built in code without parsing could still do it.
     throw new UnknownUserError('(the event names no user)');
+  if (event.type === 'membership.added' || event.type === 'user.teams') {
+    const { user, renamedFrom } = await resolveForGrant(event, context, options);
+    return { event: { ...event, user } as ResolvedEvent, ...(renamedFrom === undefined ? {} : { renamedFrom }) };
   }
-  return { ...event, user } as ResolvedEvent;
+  const user = await resolveForRemoval(event, context, options);
+  return { event: { ...event, user } as ResolvedEvent };
 };
 
-export type { ParseResult };
-export { eventSchema, maxBodyBytes, parseEventBody, resolveEventUser, teamNameRule };
+export type { KnownIdsByName, ParseOptions, ParseResult, Resolution, ResolveContext };
+export {
+  defaultMaxEffectiveAheadDays,
+  eventSchema,
+  maxBodyBytes,
+  parseEventBody,
+  resolveEventUser,
+  teamNameRule,
+};

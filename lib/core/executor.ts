@@ -6,12 +6,14 @@
 import { performance } from 'node:perf_hooks';
 import type { Plan, PlannedCall, PlannedChange, SwrPermissionsPort, Target } from '../domain.ts';
 import { targetKey } from '../domain.ts';
-import { ErrorCodes, SyncError } from '../errors.ts';
+import { ErrorCodes, InvalidNameError, SyncError } from '../errors.ts';
 import { mapLimit } from '../pool.ts';
+import { subCall } from './planner.ts';
 
 type CallOutcome = 'done' | 'failed' | 'skipped-dry-run';
 
 interface CallResult {
+  /** The call as sent: a planned call, or a part of one that SWR refused as a whole. */
   call: PlannedCall;
   outcome: CallOutcome;
   /** Set when `outcome` is `failed`; its `target` names the target of the call. */
@@ -23,7 +25,10 @@ interface CallResult {
 type MessageResult = { status: 'applied' } | { status: 'retryable' | 'permanent'; error: SyncError };
 
 interface ExecutionResult {
-  /** One entry per planned call, in plan order. */
+  /**
+   * One entry per call sent, in plan order: a planned call, or, where SWR refused a multi-user
+   * call because of one entry, the parts it was split into (each user ends in exactly one).
+   */
   calls: CallResult[];
   /** Every message of the plan (including those that needed no call). */
   perMessage: Map<string, MessageResult>;
@@ -42,7 +47,10 @@ interface ExecuteOptions {
   concurrency: number;
   /** Absolute epoch ms after which no new call starts (their messages are retried). */
   deadline?: number;
-  /** Plan only: no call is made and every message counts as applied. */
+  /**
+   * Plan only: no call is made; a message counts as applied unless it needed a target that
+   * could not be read or a user SWR would refuse (a dry run reports what a real run would hit).
+   */
   dryRun?: boolean;
   /**
    * Why a skipped target could not be read, by `targetKey`: becomes the error of the messages
@@ -95,6 +103,27 @@ const unreadError = (target: Target, readErrors: ReadonlyMap<string, SyncError> 
   );
 };
 
+const rejectedError = (userId: string, target: Target, rule: string): SyncError => {
+  const error = new InvalidNameError('user', `${userId} cannot be sent to SWR: ${rule}`);
+  return new SyncError(`${targetKey(target)}: ${error.message}`, {
+    code: error.code,
+    retryable: false,
+    target: targetKey(target),
+    cause: error,
+  });
+};
+
+/**
+ * SWR answers a POST/PATCH/DELETE whose array holds one entry it refuses (an unknown user id, a bad
+ * user name, the caller itself) by refusing the whole call: 400 `SVCSTG.SWR.400xxxx`, or 403
+ * `4030170` for a self-grant. Such a call is split so that the entry fails alone.
+ */
+const refusesAnEntry = (error: SyncError): boolean =>
+  !error.retryable &&
+  (/^SVCSTG\.SWR\.400\d{4}$/.test(error.code) ||
+    error.code === 'SVCSTG.SWR.4030170' ||
+    error.code === ErrorCodes.invalidName);
+
 const send = (swr: SwrPermissionsPort, call: PlannedCall, deadline: number | undefined): Promise<void> => {
   const options = { deadline };
   if (call.action === 'revoke') return swr.revoke(call.target, call.userIds, options);
@@ -132,12 +161,40 @@ const aggregate = (
   };
   for (const messageId of plan.messageIds) add(messageId);
   for (const { call, error } of results) for (const messageId of call.messageIds) add(messageId, error);
-  if (options.dryRun !== true)
-    for (const { messageId, targets } of plan.blocked)
-      for (const target of targets) add(messageId, unreadError(target, options.readErrors));
+  for (const { messageId, targets } of plan.blocked)
+    for (const target of targets) add(messageId, unreadError(target, options.readErrors));
+  for (const { userId, target, messageIds, rule } of plan.rejected)
+    for (const messageId of messageIds) add(messageId, rejectedError(userId, target, rule));
   const perMessage = new Map<string, MessageResult>();
   for (const [messageId, found] of errors) perMessage.set(messageId, messageResult(found));
   return perMessage;
+};
+
+/**
+ * Sends one call; when SWR refuses it because of one of its entries, sends each half again, down to
+ * the single entry that fails (log2(n) extra calls per bad entry), so the others are applied.
+ */
+const sendSplitting = async (
+  call: PlannedCall,
+  swr: SwrPermissionsPort,
+  deadline: number | undefined,
+  now: () => number,
+): Promise<CallResult[]> => {
+  if (deadline !== undefined && now() >= deadline)
+    return [{ call, outcome: 'failed', error: deadlineError(call), ms: 0 }];
+  const started = performance.now();
+  try {
+    await send(swr, call, deadline);
+    return [{ call, outcome: 'done', ms: Math.round(performance.now() - started) }];
+  } catch (thrown) {
+    const ms = Math.round(performance.now() - started);
+    const error = toCallError(thrown, call);
+    if (call.changes.length < 2 || !refusesAnEntry(error)) return [{ call, outcome: 'failed', error, ms }];
+    const middle = Math.ceil(call.changes.length / 2);
+    const left = await sendSplitting(subCall(call, call.changes.slice(0, middle)), swr, deadline, now);
+    const right = await sendSplitting(subCall(call, call.changes.slice(middle)), swr, deadline, now);
+    return [...left, ...right];
+  }
 };
 
 /**
@@ -156,31 +213,20 @@ const execute = async (plan: Plan, deps: ExecuteDeps, options: ExecuteOptions): 
       : { call, outcome: 'failed', ms: 0 },
   );
 
+  const sent: CallResult[][] = plan.calls.map((call, index) => [results[index] as CallResult]);
   if (options.dryRun !== true) {
     const limit = Number.isFinite(options.concurrency) ? Math.max(1, Math.floor(options.concurrency)) : 1;
     await mapLimit(groupByTarget(plan.calls), limit, async (indexes) => {
-      for (const index of indexes) {
-        const call = plan.calls[index] as PlannedCall;
-        if (options.deadline !== undefined && now() >= options.deadline) {
-          results[index] = { call, outcome: 'failed', error: deadlineError(call), ms: 0 };
-          continue;
-        }
-        const started = performance.now();
-        try {
-          await send(deps.swr, call, options.deadline);
-          results[index] = { call, outcome: 'done', ms: Math.round(performance.now() - started) };
-        } catch (error) {
-          const ms = Math.round(performance.now() - started);
-          results[index] = { call, outcome: 'failed', error: toCallError(error, call), ms };
-        }
-      }
+      for (const index of indexes)
+        sent[index] = await sendSplitting(plan.calls[index] as PlannedCall, deps.swr, options.deadline, now);
     });
   }
+  const calls = sent.flat();
 
   return {
-    calls: results,
-    perMessage: aggregate(plan, results, options),
-    applied: results.filter((result) => result.outcome === 'done').flatMap((result) => result.call.changes),
+    calls,
+    perMessage: aggregate(plan, calls, options),
+    applied: calls.filter((result) => result.outcome === 'done').flatMap((result) => result.call.changes),
   };
 };
 

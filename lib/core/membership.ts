@@ -137,7 +137,8 @@ const applyFacts = (
   return {
     record: {
       ...record,
-      userName: event.user.name,
+      // An empty name (a removal resolved without IAM) keeps the one the store has.
+      userName: event.user.name || record.userName,
       teams,
       ...(snapshotMoves ? { snapshotAt: time } : {}),
     },
@@ -169,7 +170,10 @@ const applyOffboarding = (record: UserRecord, event: ResolvedEvent): Step => {
     .filter((waiting) => instant(factTime(waiting)) <= at)
     .map((waiting) => waiting.id);
   return {
-    record: withPending({ ...record, userName: event.user.name, teams, offboardedAt: time }, kept),
+    record: withPending(
+      { ...record, userName: event.user.name || record.userName, teams, offboardedAt: time },
+      kept,
+    ),
     outcome: {
       eventId: event.id,
       status: ApplyStatuses.applied,
@@ -313,6 +317,7 @@ const expire = (record: UserRecord, team: string, fact: TeamFact, expiresAt: str
       status: ApplyStatuses.applied,
       changedTeams: [team],
       reason: `membership of team ${team} expired at ${expiresAt}`,
+      expired: { team, at: expiresAt },
     },
   };
 };

@@ -6,6 +6,8 @@
  */
 import type {
   AuthLevel,
+  ChangeReason,
+  PeopleEventType,
   Plan,
   PlanAction,
   PlannedCall,
@@ -15,7 +17,8 @@ import type {
   TargetAccess,
   UserRecord,
 } from '../domain.ts';
-import { targetKey } from '../domain.ts';
+import { ChangeReasons, permissionOfLevel, targetKey } from '../domain.ts';
+import { userIdRule, userNameRule } from '../swr/names.ts';
 import {
   compareStrings,
   compareTargets,
@@ -34,8 +37,14 @@ interface BatchUser {
   after: UserRecord;
   messageIds: string[];
   eventIds: string[];
-  /** A `user.offboarded` event is in the batch: every policy target is checked. */
+  /** A `user.offboarded` event took effect in the batch: every policy target is checked. */
   offboardingInBatch: boolean;
+  /** The type of each event of `eventIds`, for the reason of a change. */
+  eventTypes?: Readonly<Record<string, PeopleEventType>>;
+  /** Teams whose membership ended by expiry in this batch or run (team → `expiresAt`). */
+  expiredTeams?: Readonly<Record<string, string>>;
+  /** A user the service does not know, holding a grant on an exclusive target (reconcile). */
+  unknownHolder?: boolean;
   /**
    * Targets to check for this user besides those of the policy (the offboarding sweep's
    * repositories of managed namespaces; reconcile's stale grants). The user's desired level
@@ -50,6 +59,12 @@ interface PlanInput {
   /** What SWR reports, by `targetKey`. A touched target without an entry could not be read. */
   actual: ReadonlyMap<string, TargetAccess>;
   now: Date;
+  /**
+   * Only these targets are planned (by `targetKey`): an offboarding revokes its known grants first
+   * and sweeps the rest later, a sweep plans one page of repositories at a time. Without a scope,
+   * every touched target is planned.
+   */
+  scope?: ReadonlySet<string>;
 }
 
 const uniqueSorted = (values: Iterable<string>): string[] => [...new Set(values)].sort(compareStrings);
@@ -74,6 +89,12 @@ const mergeUsers = (users: readonly BatchUser[]): BatchUser[] => {
       eventIds: uniqueSorted([...known.eventIds, ...user.eventIds]),
       offboardingInBatch: known.offboardingInBatch || user.offboardingInBatch,
       ...mergedExtraTargets(known, user),
+      ...(known.eventTypes === undefined && user.eventTypes === undefined
+        ? {}
+        : { eventTypes: { ...known.eventTypes, ...user.eventTypes } }),
+      ...(known.expiredTeams === undefined && user.expiredTeams === undefined
+        ? {}
+        : { expiredTeams: { ...known.expiredTeams, ...user.expiredTeams } }),
     });
   }
   return [...byId.values()].sort((a, b) => compareStrings(a.userId, b.userId));
@@ -93,23 +114,35 @@ const pickNewer = (a: BatchUser, b: BatchUser): BatchUser => {
 };
 
 /** The targets one user's batch must re-check, keyed by `targetKey`. */
+/**
+ * The targets the store knows the user for: those of every team in the record before or after
+ * the batch, member or not (left teams stay in the record so that a retry re-checks their
+ * targets), and the user's `extraTargets`. An offboarding revokes these first.
+ *
+ * @example knownTargets(user, policy).has('core/api/server') // true
+ */
+const knownTargets = (user: BatchUser, policy: Policy): Map<string, Target> => {
+  const targets = new Map<string, Target>();
+  const teams = new Set([...Object.keys(user.before?.teams ?? {}), ...Object.keys(user.after.teams)]);
+  for (const team of teams)
+    for (const grant of grantsOfTeam(policy, team)) targets.set(targetKey(grant.target), grant.target);
+  for (const target of user.extraTargets ?? []) targets.set(targetKey(target), target);
+  return targets;
+};
+
+/** True for a user who must lose everything: offboarded in the batch, or tombstoned. */
+const losesEverything = (user: BatchUser, now?: Date): boolean =>
+  user.offboardingInBatch || isTombstoned(user.after, now);
+
 const targetsOfUser = (
   user: BatchUser,
   policy: Policy,
   everything: Map<string, Target>,
 ): Map<string, Target> => {
+  if (!losesEverything(user)) return knownTargets(user, policy);
   const extra = user.extraTargets ?? [];
-  if (user.offboardingInBatch || isTombstoned(user.after)) {
-    if (extra.length === 0) return everything;
-    const targets = new Map(everything);
-    for (const target of extra) targets.set(targetKey(target), target);
-    return targets;
-  }
-  const targets = new Map<string, Target>();
-  // Teams left (member: false) stay in the record so that a retry re-checks their targets.
-  const teams = new Set([...Object.keys(user.before?.teams ?? {}), ...Object.keys(user.after.teams)]);
-  for (const team of teams)
-    for (const grant of grantsOfTeam(policy, team)) targets.set(targetKey(grant.target), grant.target);
+  if (extra.length === 0) return everything;
+  const targets = new Map(everything);
   for (const target of extra) targets.set(targetKey(target), target);
   return targets;
 };
@@ -154,12 +187,78 @@ const callFor = (target: Target, action: PlanAction, changes: PlannedChange[]): 
   return { action, target, users, messageIds, changes };
 };
 
+const describeEvents = (user: BatchUser): string =>
+  uniqueSorted(user.eventIds)
+    .map((id) => `${id} (${user.eventTypes?.[id] ?? 'event'})`)
+    .join(', ');
+
+const teamGives = (policy: Policy, team: string, key: string): boolean =>
+  grantsOfTeam(policy, team).some((grant) => targetKey(grant.target) === key);
+
+/** Teams giving `key` whose membership ended by expiry: settled in this run, or due but unsettled. */
+const expiriesOn = (user: BatchUser, policy: Policy, key: string, now: Date): Array<[string, string]> => {
+  const ended = new Map(Object.entries(user.expiredTeams ?? {}));
+  for (const [team, fact] of Object.entries(user.after.teams))
+    if (fact.member && fact.expiresAt !== undefined && Date.parse(fact.expiresAt) <= now.getTime())
+      ended.set(team, fact.expiresAt);
+  return [...ended].filter(([team]) => teamGives(policy, team, key)).sort(([a], [b]) => compareStrings(a, b));
+};
+
+const levelName = (level: AuthLevel | undefined): string =>
+  level === undefined ? 'none' : permissionOfLevel(level);
+
+/**
+ * Why the planner moves `user` on the target `key` from `before` to `after`: the most specific
+ * cause first (a stranger on an exclusive target, an offboarding, an expiry), then the batch's
+ * events, then what only a repair run sees (a grant no team gives, drift).
+ */
+const reasonOf = (
+  user: BatchUser,
+  key: string,
+  before: AuthLevel | undefined,
+  after: AuthLevel | undefined,
+  policy: Policy,
+  now: Date,
+): ChangeReason => {
+  if (user.unknownHolder === true)
+    return {
+      kind: ChangeReasons.exclusive,
+      detail: 'a grant made by hand on an exclusive target, to a user the service does not know',
+    };
+  if (isTombstoned(user.after, now))
+    return { kind: ChangeReasons.offboarding, detail: `offboarded at ${user.after.offboardedAt}` };
+  const lowering = after === undefined || (before !== undefined && after < before);
+  const expired = lowering ? expiriesOn(user, policy, key, now) : [];
+  if (expired.length > 0)
+    return {
+      kind: ChangeReasons.expiry,
+      detail: expired.map(([team, at]) => `membership of team ${team} expired at ${at}`).join('; '),
+    };
+  if (user.eventIds.length > 0)
+    return { kind: ChangeReasons.events, detail: `event ${describeEvents(user)}` };
+  if (lowering && !Object.keys(user.after.teams).some((team) => teamGives(policy, team, key)))
+    return {
+      kind: ChangeReasons.notInPolicy,
+      detail: `no team of the user gives this target in the policy (SWR had ${levelName(before)})`,
+    };
+  return {
+    kind: ChangeReasons.drift,
+    detail: `the user's teams give ${levelName(after)} here; SWR had ${levelName(before)}`,
+  };
+};
+
+/** The SWR rule an entry of this action would break, so that SWR would refuse the whole call. */
+const entryRule = (user: BatchUser, action: PlanAction): string | undefined =>
+  userIdRule(user.userId) ?? (action === 'revoke' ? undefined : userNameRule(user.userName));
+
 /**
  * Plans the SWR calls for one batch. Per touched target that SWR could be read for, each user
  * of the batch who touches it is compared with SWR's answer: absent but desired → grant,
  * present at another level → change, present and not desired → revoke. Protected users, the
  * caller itself and users no message of the batch names are never in a call. A target without
- * an `actual` entry is listed in `skipped`, and the messages that needed it in `blocked`.
+ * an `actual` entry is listed in `skipped`, and the messages that needed it in `blocked`. A user
+ * whose id or name SWR would refuse is left out of the call (`rejected`) so the others go ahead.
+ * With a `scope`, only the targets in it are planned.
  *
  * @example
  * const p = plan({ users, policy, actual, now: new Date() });
@@ -173,6 +272,7 @@ const plan = (input: PlanInput): Plan => {
   const calls: PlannedCall[] = [];
   const skipped: Target[] = [];
   const blocked = new Map<string, Target[]>();
+  const rejected: Plan['rejected'] = [];
 
   const considered = users
     .filter((user) => !protectedUsers.has(user.userId))
@@ -185,6 +285,7 @@ const plan = (input: PlanInput): Plan => {
 
   for (const target of touchedTargets(users, policy)) {
     const key = targetKey(target);
+    if (input.scope !== undefined && !input.scope.has(key)) continue;
     const needing = considered.filter(({ targets }) => targets.has(key));
     const access = actual.get(key);
     if (access === undefined) {
@@ -200,7 +301,13 @@ const plan = (input: PlanInput): Plan => {
       const after = desired.get(key);
       const action = actionFor(before, after);
       if (action === undefined) continue;
+      const rule = entryRule(user, action);
+      if (rule !== undefined) {
+        rejected.push({ userId: user.userId, target, messageIds: uniqueSorted(user.messageIds), rule });
+        continue;
+      }
       const change: PlannedChange = {
+        reason: reasonOf(user, key, before, after, policy, now),
         target,
         action,
         userId: user.userId,
@@ -226,8 +333,18 @@ const plan = (input: PlanInput): Plan => {
     blocked: [...blocked.entries()]
       .sort(([a], [b]) => compareStrings(a, b))
       .map(([messageId, targets]) => ({ messageId, targets })),
+    rejected,
   };
 };
 
+/**
+ * The same call restricted to some of its changes (the executor splits a call SWR refused because
+ * of one entry).
+ *
+ * @example const [left, right] = [subCall(call, call.changes.slice(0, 2)), subCall(call, call.changes.slice(2))];
+ */
+const subCall = (call: PlannedCall, changes: readonly PlannedChange[]): PlannedCall =>
+  callFor(call.target, call.action, [...changes]);
+
 export type { BatchUser, PlanInput };
-export { plan, touchedTargets };
+export { knownTargets, losesEverything, plan, subCall, touchedTargets };

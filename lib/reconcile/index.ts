@@ -1,4 +1,4 @@
-/** Reconcile: the scheduled repair of drift, its report, the mass-revoke guard, the offboarding sweep. */
+/** Reconcile: the scheduled repair of drift, its report, the mass-revoke guard. */
 export type { GuardReport, GuardStatus, MassRevokeLimits } from './guard.ts';
 export { checkMassRevoke, GuardStatuses } from './guard.ts';
 export type { ReconcileDeps, ReconcileOptions } from './reconcile.ts';
@@ -7,5 +7,3 @@ export type { FoundCounts, ReconcileReport, ReconcileTotals, TargetError, Target
 export { formatReconcileTable, reconcileLogAttributes, reconcileSummary } from './report.ts';
 export type { ReconcileRuntime, ReconcileSettings } from './runtime.ts';
 export { createReconcileRuntime } from './runtime.ts';
-export type { Sweeper } from './sweep.ts';
-export { createSweeper, needsSweep } from './sweep.ts';

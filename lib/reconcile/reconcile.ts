@@ -13,11 +13,15 @@
  * Only targets in the policy are reconciled: a target removed from the policy keeps its grants.
  */
 
-import { type CallResult, execute } from '../core/executor.ts';
+import { isTombstoned } from '../core/desired.ts';
+import type { CallResult } from '../core/executor.ts';
 import { needsSettling, settleRecord } from '../core/membership.ts';
-import { type BatchUser, plan, touchedTargets } from '../core/planner.ts';
+import type { BatchUser } from '../core/planner.ts';
 import { allPolicyTargets } from '../core/policy.ts';
+import { auditRecordsOf, countCalls } from '../converge/audit.ts';
+import { type ConvergeResult, converge } from '../converge/converge.ts';
 import type {
+  ApplyOutcome,
   MembershipStorePort,
   Plan,
   Policy,
@@ -26,18 +30,13 @@ import type {
   TargetAccess,
   UserRecord,
 } from '../domain.ts';
-import { targetKey } from '../domain.ts';
-import { ErrorCodes, StoreError } from '../errors.ts';
-import {
-  type AuditRecord,
-  auditLogAttributes,
-  type Log,
-  MetricNames,
-  type MetricsSink,
-} from '../observability.ts';
-import { mapLimit } from '../pool.ts';
+import { ChangeReasons, targetKey } from '../domain.ts';
+import { StoreError } from '../errors.ts';
+import { type AuditRecord, auditLogAttributes, type Log, MetricNames, type MetricsSink } from '../observability.ts';
+import type { SweepProgressPort } from '../offboarding/progress.ts';
+import { sweepOffboarded } from '../offboarding/sweep.ts';
 import { asSyncError, readTargets } from '../read-targets.ts';
-import { checkMassRevoke, GuardStatuses, type MassRevokeLimits } from './guard.ts';
+import { checkMassRevoke, type GuardReport, GuardStatuses, type MassRevokeLimits } from './guard.ts';
 import {
   foundOf,
   newTargetReport,
@@ -55,6 +54,11 @@ interface ReconcileDeps {
   metrics: MetricsSink;
   /** Keeps audit records durably; a failure here is logged (the changes themselves are done). */
   audit?: (records: readonly AuditRecord[]) => Promise<void>;
+  /**
+   * The offboarding sweep's progress: reconcile finishes sweeps that deliveries left unfinished
+   * (and sweeps for leave dates that became due). Absent: no sweep in this run.
+   */
+  sweepProgress?: SweepProgressPort;
   now: () => Date;
 }
 
@@ -74,8 +78,6 @@ interface ReconcileOptions {
   maxReplans?: number;
 }
 
-const defaultMaxReplans = 3;
-
 /** Keys of targets with at least one exclusive policy entry (for a namespace: any of its entries). */
 const exclusiveTargetKeys = (policy: Policy): Set<string> => {
   const keys = new Set<string>();
@@ -84,16 +86,35 @@ const exclusiveTargetKeys = (policy: Policy): Set<string> => {
   return keys;
 };
 
+interface StoredUser {
+  record: UserRecord;
+  /** Teams whose membership ended by expiry when the run settled the record (team → instant). */
+  expiredTeams: Record<string, string>;
+}
+
+const expiriesOf = (outcomes: readonly ApplyOutcome[]): Record<string, string> =>
+  Object.fromEntries(outcomes.flatMap((outcome) => (outcome.expired === undefined ? [] : [[outcome.expired.team, outcome.expired.at]])));
+
 /** Every stored user; a store that cannot be listed stops the run (never "nobody is known"). */
-const listStore = async (store: MembershipStorePort, now: Date, dryRun: boolean): Promise<UserRecord[]> => {
-  const records: UserRecord[] = [];
+const listStore = async (
+  store: MembershipStorePort,
+  now: Date,
+  options: ReconcileOptions,
+): Promise<StoredUser[]> => {
+  const users: StoredUser[] = [];
+  const callOptions = { deadline: options.deadline };
   try {
-    for await (const record of store.list()) {
+    for await (const record of store.list(callOptions)) {
       // Time-bound access: future-effective facts that are now due, and expired memberships,
       // take effect here (a dry run only computes them).
-      if (!needsSettling(record, now)) records.push(record);
-      else if (dryRun) records.push(settleRecord(record, now).record);
-      else records.push((await store.applyDue(record.userId, now))?.after ?? record);
+      if (!needsSettling(record, now)) users.push({ record, expiredTeams: {} });
+      else if (options.dryRun) {
+        const settled = settleRecord(record, now);
+        users.push({ record: settled.record, expiredTeams: expiriesOf(settled.outcomes) });
+      } else {
+        const settled = await store.applyDue(record.userId, now, callOptions);
+        users.push({ record: settled?.after ?? record, expiredTeams: expiriesOf(settled?.settled ?? []) });
+      }
     }
   } catch (error) {
     if (error instanceof StoreError) throw error;
@@ -101,7 +122,7 @@ const listStore = async (store: MembershipStorePort, now: Date, dryRun: boolean)
       cause: error,
     });
   }
-  return records;
+  return users;
 };
 
 const unknownRecord = (userId: string, userName: string): UserRecord => ({
@@ -118,14 +139,14 @@ const unknownRecord = (userId: string, userName: string): UserRecord => ({
  * none of the user's teams names them.
  */
 const reconcileUsers = (
-  stored: readonly UserRecord[],
+  stored: readonly StoredUser[],
   targets: readonly Target[],
   actual: ReadonlyMap<string, TargetAccess>,
   policy: Policy,
   exclusive: ReadonlySet<string>,
 ): { users: BatchUser[]; unknown: number } => {
   const protectedUsers = new Set(policy.protectedUsers);
-  const known = new Map(stored.map((record) => [record.userId, record] as const));
+  const known = new Map(stored.map((user) => [user.record.userId, user] as const));
   const held = new Map<string, { userName: string; targets: Target[] }>();
   for (const target of targets) {
     const key = targetKey(target);
@@ -149,21 +170,17 @@ const reconcileUsers = (
     offboardingInBatch: false,
     extraTargets: held.get(record.userId)?.targets ?? [],
   });
-  const users = stored.map((record) => batchUser(record, record));
+  const users = stored.map(({ record, expiredTeams }) => ({
+    ...batchUser(record, record),
+    ...(Object.keys(expiredTeams).length === 0 ? {} : { expiredTeams }),
+  }));
   let unknown = 0;
   for (const [userId, holder] of held) {
     if (known.has(userId)) continue;
     unknown += 1;
-    users.push(batchUser(unknownRecord(userId, holder.userName), undefined));
+    users.push({ ...batchUser(unknownRecord(userId, holder.userName), undefined), unknownHolder: true });
   }
   return { users, unknown };
-};
-
-const countPlanned = (planned: Plan, reports: Map<string, TargetReport>): void => {
-  for (const call of planned.calls) {
-    const report = reportOf(reports, call.target);
-    report.planned[call.action] += call.changes.length;
-  }
 };
 
 const reportOf = (reports: Map<string, TargetReport>, target: Target): TargetReport => {
@@ -176,12 +193,110 @@ const reportOf = (reports: Map<string, TargetReport>, target: Target): TargetRep
   return report;
 };
 
-/** Users with a successful call: the only ones whose store record a concurrent event can race. */
-const usersWithDoneCalls = (calls: readonly CallResult[]): Set<string> => {
-  const users = new Set<string>();
-  for (const result of calls)
-    if (result.outcome === 'done') for (const change of result.call.changes) users.add(change.userId);
-  return users;
+const countPlanned = (planned: Plan, reports: Map<string, TargetReport>): void => {
+  for (const call of planned.calls) reportOf(reports, call.target).planned[call.action] += call.changes.length;
+};
+
+/** Revokes a person decided (offboarding, expiry) are counted apart by the guard. */
+const decidedKinds: ReadonlySet<string> = new Set([ChangeReasons.offboarding, ChangeReasons.expiry]);
+
+/** The guard's look at the first plan: the one a broken policy would produce. */
+const guardFirstPlan = (
+  first: Plan,
+  found: number,
+  options: ReconcileOptions,
+  deps: ReconcileDeps,
+): GuardReport => {
+  const revokes = first.calls.filter((call) => call.action === 'revoke').flatMap((call) => call.changes);
+  const decided = revokes.filter((change) => decidedKinds.has(change.reason.kind)).length;
+  const guard = checkMassRevoke(
+    { revokes: revokes.length - decided, decided, found },
+    options.massRevoke,
+    options.allowMassRevoke,
+  );
+  const attributes = { revokes: guard.revokes, decided, found, share: guard.share, reason: guard.reason };
+  if (guard.status === GuardStatuses.blocked && !options.dryRun) {
+    deps.metrics.count(MetricNames.massRevokeBlocked);
+    deps.log.error('mass revoke blocked: reconcile applied nothing', {
+      alarm: 'mass-revoke',
+      ...attributes,
+      maxCount: guard.maxCount,
+      maxShare: guard.maxShare,
+      floor: guard.floor,
+    });
+  } else if (guard.status === GuardStatuses.blocked) deps.log.warn('mass revoke would be blocked (dry run)', attributes);
+  else if (guard.status === GuardStatuses.overridden)
+    deps.log.warn('mass revoke allowed by override', { actor: options.actor ?? 'reconcile', ...attributes });
+  return guard;
+};
+
+/** Per target: what was done, what failed, what could not be read or verified after writing. */
+const reportCalls = (
+  result: ConvergeResult,
+  firstReadErrors: ReadonlyMap<string, unknown>,
+  reports: Map<string, TargetReport>,
+): void => {
+  for (const plan of result.plans) countPlanned(plan, reports);
+  for (const call of result.calls) reportCall(call, reports);
+  for (const [key, error] of result.reads.readErrors) {
+    if (firstReadErrors.has(key)) continue;
+    reports.get(key)?.errors.push({ action: 'read', code: error.code, reason: error.message, retryable: error.retryable, users: 0 });
+  }
+  for (const { change, error } of result.unverified) {
+    const report = reportOf(reports, change.target);
+    report.failed += 1;
+    report.errors.push({ action: change.action, code: error.code, reason: error.message, retryable: true, users: 1 });
+  }
+};
+
+const reportCall = (call: CallResult, reports: Map<string, TargetReport>): void => {
+  const report = reportOf(reports, call.call.target);
+  const count = call.call.changes.length;
+  if (call.outcome === 'failed') {
+    const error = call.error ?? asSyncError(undefined);
+    report.failed += count;
+    report.errors.push({ action: call.call.action, code: error.code, reason: error.message, retryable: error.retryable, users: count });
+  } else if (call.outcome === 'done') {
+    if (call.call.action === 'grant') report.granted += count;
+    else if (call.call.action === 'change') report.changed += count;
+    else report.revoked += count;
+  }
+};
+
+/** Finishes the offboarding sweeps of tombstoned users that deliveries left unfinished. */
+const finishSweeps = async (
+  stored: readonly StoredUser[],
+  deps: ReconcileDeps,
+  options: ReconcileOptions,
+  problems: ReconcileReport['problems'],
+): Promise<CallResult[]> => {
+  if (deps.sweepProgress === undefined) return [];
+  const now = deps.now();
+  const leavers: BatchUser[] = stored
+    .filter(({ record }) => isTombstoned(record, now))
+    .map(({ record }) => ({
+      userId: record.userId,
+      userName: record.userName,
+      before: record,
+      after: record,
+      messageIds: [],
+      eventIds: [],
+      offboardingInBatch: true,
+    }));
+  if (leavers.length === 0) return [];
+  const swept = await sweepOffboarded(
+    leavers,
+    { swr: deps.swr, store: deps.store, policy: deps.policy, now: deps.now, progress: deps.sweepProgress },
+    { concurrency: options.concurrency, deadline: options.deadline, dryRun: options.dryRun },
+  );
+  for (const [userId, outcome] of swept.users)
+    if (!outcome.done)
+      problems.push({
+        code: outcome.error?.code ?? 'SWEEP_IN_PROGRESS',
+        reason: `offboarding sweep of user ${userId} not finished: ${outcome.error?.message ?? 'unknown'}`,
+      });
+  for (const proof of swept.proofs) deps.log.info('offboarding proven', { ...proof, proof: true });
+  return swept.calls;
 };
 
 /**
@@ -189,9 +304,10 @@ const usersWithDoneCalls = (calls: readonly CallResult[]): Set<string> => {
  * every other failure is in the report (`ok: false`).
  *
  * SWR is read before the store: whatever an event changes meanwhile, the store the plan uses is
- * at least as new as the permissions it compares with. Users given or losing access are then
- * re-read from the store; a record that moved (a concurrent join, leave or offboarding) is
- * planned again, so no grant of the run survives an offboarding.
+ * at least as new as the permissions it compares with. The shared converge routine then applies,
+ * reads back what it wrote and re-reads every user it moved from the store; a record that moved
+ * (a concurrent join, leave or offboarding) is planned again, so no grant of the run survives an
+ * offboarding.
  *
  * @example
  * const report = await runReconcile(
@@ -201,7 +317,7 @@ const usersWithDoneCalls = (calls: readonly CallResult[]): Set<string> => {
  * console.log(formatReconcileTable(report));
  */
 const runReconcile = async (deps: ReconcileDeps, options: ReconcileOptions): Promise<ReconcileReport> => {
-  const { policy, log, metrics } = deps;
+  const { policy, log } = deps;
   const actor = options.actor ?? 'reconcile';
   const startedAt = deps.now();
   const targets = allPolicyTargets(policy);
@@ -210,162 +326,52 @@ const runReconcile = async (deps: ReconcileDeps, options: ReconcileOptions): Pro
     targets.map((target) => [targetKey(target), newTargetReport(target, exclusive.has(targetKey(target)))]),
   );
   const problems: ReconcileReport['problems'] = [];
-  const changes: AuditRecord[] = [];
 
   // 1. What SWR has, then 2. who the store knows (in that order: see above).
   const first = await readTargets(targets, deps.swr, options.concurrency, options.deadline);
   for (const [key, access] of first.actual) (reports.get(key) as TargetReport).found = foundOf(access);
   for (const [key, error] of first.readErrors)
     (reports.get(key) as TargetReport).skipped = { code: error.code, reason: error.message };
-  const stored = await listStore(deps.store, startedAt, options.dryRun);
+  const stored = await listStore(deps.store, startedAt, options);
 
-  // 3. Plan every user at once: calls coalesce across users, as in a queue batch.
+  // 3. Every user at once (calls coalesce across users), behind the guard.
   const { users, unknown } = reconcileUsers(stored, targets, first.actual, policy, exclusive);
-  const planned = plan({ users, policy, actual: first.actual, now: deps.now() });
-  countPlanned(planned, reports);
-
-  // 4. The mass-revoke guard looks at the first plan: the one a broken policy would produce.
-  const revokes = planned.calls.reduce(
-    (sum, call) => sum + (call.action === 'revoke' ? call.changes.length : 0),
-    0,
-  );
   const found = [...first.actual.values()].reduce((sum, access) => sum + foundOf(access).users, 0);
-  const guard = checkMassRevoke({ revokes, found }, options.massRevoke, options.allowMassRevoke);
-  const blocked = guard.status === GuardStatuses.blocked;
-  if (blocked && !options.dryRun) {
-    metrics.count(MetricNames.massRevokeBlocked);
-    log.error('mass revoke blocked: reconcile applied nothing', {
-      alarm: 'mass-revoke',
-      revokes,
-      found,
-      share: guard.share,
-      maxCount: guard.maxCount,
-      maxShare: guard.maxShare,
-      reason: guard.reason,
-    });
-  } else if (blocked)
-    log.warn('mass revoke would be blocked (dry run)', { revokes, found, reason: guard.reason });
-  else if (guard.status === GuardStatuses.overridden)
-    log.warn('mass revoke allowed by override', { actor, revokes, found, reason: guard.reason });
+  let guard: GuardReport | undefined;
+  const result = await converge(
+    users,
+    { swr: deps.swr, store: deps.store, policy, now: deps.now },
+    {
+      concurrency: options.concurrency,
+      deadline: options.deadline,
+      dryRun: options.dryRun,
+      initial: first,
+      ...(options.maxReplans === undefined ? {} : { maxReplans: options.maxReplans }),
+      approve: (plan) => {
+        guard = guardFirstPlan(plan, found, options, deps);
+        return guard.status !== GuardStatuses.blocked;
+      },
+    },
+  );
+  reportCalls(result, first.readErrors, reports);
+  for (const [userId, error] of result.unsettled)
+    problems.push({ code: error.code, reason: `user ${userId} not settled: ${error.message}` });
+  const sweepCalls = result.refused ? [] : await finishSweeps(stored, deps, options, problems);
+  for (const call of sweepCalls) reportCall(call, reports);
+  const calls = [...result.calls, ...sweepCalls];
+  countCalls(calls, deps.metrics);
 
-  // 5. Execute; then plan again for users whose record moved meanwhile.
-  let replanned = 0;
-  if (!blocked) {
-    let round: BatchUser[] = users;
-    let roundPlan = planned;
-    const maxReplans = options.maxReplans ?? defaultMaxReplans;
-    for (let attempt = 0; ; attempt += 1) {
-      const result = await execute(
-        roundPlan,
-        { swr: deps.swr, now: () => deps.now().getTime() },
-        { concurrency: options.concurrency, deadline: options.deadline, dryRun: options.dryRun },
-      );
-      for (const call of result.calls) {
-        const report = reportOf(reports, call.call.target);
-        const count = call.call.changes.length;
-        if (call.outcome === 'failed') {
-          const error = call.error ?? asSyncError(undefined);
-          report.failed += count;
-          report.errors.push({
-            action: call.call.action,
-            code: error.code,
-            reason: error.message,
-            retryable: error.retryable,
-            users: count,
-          });
-          continue;
-        }
-        if (call.outcome === 'done') {
-          if (call.call.action === 'grant') report.granted += count;
-          else if (call.call.action === 'change') report.changed += count;
-          else report.revoked += count;
-          metrics.count(
-            call.call.action === 'grant'
-              ? MetricNames.grants
-              : call.call.action === 'change'
-                ? MetricNames.changes
-                : MetricNames.revokes,
-            count,
-          );
-        }
-        for (const change of call.call.changes)
-          changes.push({
-            at: deps.now().toISOString(),
-            actor,
-            eventIds: [],
-            sources: [],
-            userId: change.userId,
-            userName: change.userName,
-            target: change.target,
-            before: change.before,
-            after: change.after,
-            dryRun: options.dryRun,
-          });
-      }
-      if (options.dryRun) break;
-
-      const recheck = usersWithDoneCalls(result.calls);
-      const moved: BatchUser[] = [];
-      await mapLimit(
-        round.filter((user) => recheck.has(user.userId)),
-        options.concurrency,
-        async (user) => {
-          try {
-            const current = await deps.store.get(user.userId);
-            if (current !== undefined && current.version !== user.after.version)
-              moved.push({ ...user, before: user.after, after: current });
-          } catch (error) {
-            const failure = asSyncError(error);
-            problems.push({
-              code: failure.code,
-              reason: `user ${user.userId} could not be re-read from the store: ${failure.message}`,
-            });
-          }
-        },
-      );
-      if (moved.length === 0) break;
-      replanned += moved.length;
-      log.info('store moved during reconcile; planning again', { users: moved.map((user) => user.userId) });
-      if (attempt >= maxReplans || deps.now().getTime() >= options.deadline) {
-        problems.push({
-          code: ErrorCodes.conflict,
-          reason: `${moved.length} user(s) kept changing during the run; the queue handlers or the next run finish them`,
-        });
-        break;
-      }
-      round = moved.sort((a, b) => (a.userId < b.userId ? -1 : 1));
-      const again = await readTargets(
-        touchedTargets(round, policy),
-        deps.swr,
-        options.concurrency,
-        options.deadline,
-      );
-      for (const [key, error] of again.readErrors) {
-        const report = reports.get(key);
-        report?.errors.push({
-          action: 'read',
-          code: error.code,
-          reason: error.message,
-          retryable: error.retryable,
-          users: 0,
-        });
-      }
-      roundPlan = plan({ users: round, policy, actual: again.actual, now: deps.now() });
-      countPlanned(roundPlan, reports);
-    }
-  }
-
+  const changes = auditRecordsOf(calls, { actor, dryRun: options.dryRun, at: deps.now() });
   for (const change of changes) log.info('access changed', auditLogAttributes(change));
-  if (deps.audit !== undefined && changes.length > 0)
+  if (deps.audit !== undefined && changes.length > 0 && !options.dryRun)
     await deps.audit(changes).catch((error: unknown) =>
-      log.error('audit records could not be stored; they are in this log', {
-        error: asSyncError(error).message,
-      }),
+      log.error('audit records could not be stored; they are in this log', { error: asSyncError(error).message }),
     );
 
   const finishedAt = deps.now();
   const targetReports = [...reports.values()];
   const totals = totalsOf(targetReports);
+  const blocked = result.refused;
   const report: ReconcileReport = {
     actor,
     dryRun: options.dryRun,
@@ -376,8 +382,8 @@ const runReconcile = async (deps: ReconcileDeps, options: ReconcileOptions): Pro
     users: { stored: stored.length, unknownOnExclusive: unknown },
     targets: targetReports,
     totals,
-    guard,
-    replanned,
+    guard: guard ?? checkMassRevoke({ revokes: 0, found }, options.massRevoke, options.allowMassRevoke),
+    replanned: result.replanned,
     problems,
     ok:
       !blocked &&

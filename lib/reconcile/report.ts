@@ -265,8 +265,8 @@ const formatReconcileTable = (report: ReconcileReport): string => {
   const { guard } = report;
   const guardLine =
     guard.status === GuardStatuses.ok
-      ? `guard: ok (${guard.revokes} revocations, ${formatShare(guard.share)} of ${guard.found} grants; limits ${guard.maxCount} / ${formatShare(guard.maxShare)})`
-      : `guard: ${guard.status.toUpperCase()}: ${guard.reason ?? ''}${guard.status === GuardStatuses.blocked ? ' - nothing was applied; pass allowMassRevoke to apply' : ''}`;
+      ? `guard: ok (${guard.revokes} revocations, ${formatShare(guard.share)} of ${guard.found} grants, and ${guard.decided} decided by offboardings or expiries; limits ${guard.maxCount} / ${formatShare(guard.maxShare)} above ${guard.floor ?? 0})`
+      : `guard: ${guard.status.toUpperCase()}${guard.status === GuardStatuses.blocked ? ' (nothing was applied)' : ''}: ${guard.reason ?? ''}`;
   const mode = report.dryRun
     ? 'dry run: counts are planned, nothing was applied'
     : applied

@@ -118,7 +118,12 @@ const poisonMessage = (unknownUserId: string, n: number): ChaosMessage[] => {
       code: 'SCHEMA',
     },
     { body: JSON.stringify({ ...valid, type: 'membership.added', team: 'backend' }), code: 'UNKNOWN_USER' },
-    { body: JSON.stringify({ ...valid, type: 'user.offboarded' }), code: 'UNKNOWN_USER' },
+    // An id-only offboarding never needs IAM (it is applied, revoking nothing); a leaver known
+    // only by a name that neither IAM nor the service's records know cannot be applied.
+    {
+      body: JSON.stringify({ ...valid, user: { name: `ghost-${n}` }, type: 'user.offboarded' }),
+      code: 'UNKNOWN_USER',
+    },
   ];
   const chosen = cases[n % cases.length] as (typeof cases)[number];
   return [{ ...toMessage(chosen.body), poison: chosen.code }];

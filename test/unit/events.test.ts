@@ -232,22 +232,24 @@ describe('resolveEventUser', () => {
     return { directory, calls };
   };
 
-  const parsed = (user: PeopleEvent['user']): PeopleEvent => {
-    const result = parseEventBody(body({ user }), now);
+  const parsed = (user: PeopleEvent['user'], overrides: Record<string, unknown> = {}): PeopleEvent => {
+    const result = parseEventBody(body({ user, ...overrides }), now);
     if (!result.ok) throw result.error;
     return result.event;
   };
+  const offboarding = { type: 'user.offboarded', team: undefined };
+  const removal = { type: 'membership.removed' };
 
   it.each([
     ['id only → name from IAM', { id: userId }, [`id:${userId}`]],
     ['name only → id from IAM', { name: 'user01' }, ['name:user01']],
-    ['both → trusted, no lookup', { id: userId, name: 'user01' }, []],
-  ])('%s', async (_name, user, expectedCalls) => {
+    ['both → the id confirmed in IAM', { id: userId, name: 'user01' }, [`id:${userId}`]],
+  ])('a join: %s', async (_name, user, expectedCalls) => {
     // Prepare
     const { directory, calls } = directoryFactory();
 
     // Act
-    const resolved = await resolveEventUser(parsed(user), directory);
+    const { event: resolved } = await resolveEventUser(parsed(user), { directory });
 
     // Assess
     expect(resolved.user).toEqual(known);
@@ -255,31 +257,127 @@ describe('resolveEventUser', () => {
     expect(calls).toEqual(expectedCalls);
   });
 
+  it("a join for a user IAM renamed takes IAM's current name, and says so", async () => {
+    // Prepare
+    const { directory } = directoryFactory([{ id: userId, name: 'user01-renamed' }]);
+
+    // Act
+    const resolution = await resolveEventUser(parsed({ id: userId, name: 'user01' }), { directory });
+
+    // Assess
+    expect(resolution.event.user).toEqual({ id: userId, name: 'user01-renamed' });
+    expect(resolution.renamedFrom).toBe('user01');
+  });
+
   it.each([
     ['an id', { id: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' }, 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'],
     ['a name', { name: 'ghost' }, '"ghost"'],
-  ])('a user IAM does not know by %s is a permanent UnknownUserError', async (_name, user, who) => {
-    // Prepare
-    const { directory } = directoryFactory();
+    [
+      'an id with a name',
+      { id: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', name: 'ghost' },
+      'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',
+    ],
+  ])(
+    'a join for a user IAM does not know by %s is a permanent UnknownUserError',
+    async (_name, user, who) => {
+      // Prepare
+      const { directory } = directoryFactory();
 
-    // Act
-    const resolving = resolveEventUser(parsed(user), directory);
+      // Act
+      const resolving = resolveEventUser(parsed(user), { directory });
 
-    // Assess
-    await expect(resolving).rejects.toBeInstanceOf(UnknownUserError);
-    await expect(resolving).rejects.toMatchObject({ code: ErrorCodes.unknownUser, retryable: false });
-    await expect(resolving).rejects.toThrow(who);
-  });
+      // Assess
+      await expect(resolving).rejects.toBeInstanceOf(UnknownUserError);
+      await expect(resolving).rejects.toMatchObject({ code: ErrorCodes.unknownUser, retryable: false });
+      await expect(resolving).rejects.toThrow(who);
+    },
+  );
 
-  it('lets an IAM read failure through unchanged (retryable)', async () => {
+  it('a join lets an IAM read failure through unchanged (retryable)', async () => {
     // Prepare
     const failure = new SyncError('IAM down', { code: ErrorCodes.network, retryable: true });
     const { directory } = directoryFactory([], failure);
 
     // Act
-    const resolving = resolveEventUser(parsed({ id: userId }), directory);
+    const resolving = resolveEventUser(parsed({ id: userId }), { directory });
 
     // Assess
     await expect(resolving).rejects.toBe(failure);
   });
+
+  it.each([
+    ['IAM already deleted the user', [] as IamUser[], undefined],
+    ['IAM is down', [known], new SyncError('IAM down', { code: ErrorCodes.network, retryable: true })],
+    [
+      'IAM answers a gateway error',
+      [known],
+      new SyncError('gateway 404', { code: 'APIGW.0101', retryable: true }),
+    ],
+  ])('an id-only offboarding never asks IAM (%s)', async (_name, users, failure) => {
+    // Prepare
+    const { directory, calls } = directoryFactory(users, failure);
+
+    // Act
+    const { event: resolved } = await resolveEventUser(parsed({ id: userId }, offboarding), { directory });
+
+    // Assess: revoking needs only the id; an empty name keeps the one the store has.
+    expect(resolved.user).toEqual({ id: userId, name: '' });
+    expect(calls).toEqual([]);
+  });
+
+  it.each([
+    ['IAM already deleted the user', [] as IamUser[], undefined, ''],
+    ['IAM is down', [known], new SyncError('IAM down', { code: ErrorCodes.network, retryable: true }), ''],
+    ['IAM knows the user', [known], undefined, 'user01'],
+  ])(
+    "an id-only removal takes IAM's name when it can, and goes on without it (%s)",
+    async (_name, users, failure, name) => {
+      // Prepare
+      const { directory } = directoryFactory(users, failure);
+
+      // Act
+      const { event: resolved } = await resolveEventUser(parsed({ id: userId }, removal), { directory });
+
+      // Assess
+      expect(resolved.user).toEqual({ id: userId, name });
+    },
+  );
+
+  it.each([['one recorded user', [userId], { id: userId, name: 'gone' }]])(
+    "a name-only offboarding of a user IAM deleted finds %s in the service's records",
+    async (_name, known, user) => {
+      // Prepare
+      const { directory } = directoryFactory([]);
+      const knownIdsByName = async (name: string) => (name === 'gone' ? known : []);
+
+      // Act
+      const { event: resolved } = await resolveEventUser(parsed({ name: 'gone' }, offboarding), {
+        directory,
+        knownIdsByName,
+      });
+
+      // Assess
+      expect(resolved.user).toEqual(user);
+    },
+  );
+
+  it.each([
+    ['nobody', [] as string[], ErrorCodes.unknownUser],
+    ['two users', [userId, 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'], 'AMBIGUOUS_USER'],
+  ])(
+    'a name-only offboarding that IAM and the records know as %s fails for good',
+    async (_name, known, code) => {
+      // Prepare
+      const { directory } = directoryFactory([]);
+
+      // Act
+      const resolving = resolveEventUser(parsed({ name: 'gone' }, offboarding), {
+        directory,
+        knownIdsByName: async () => known,
+      });
+
+      // Assess
+      await expect(resolving).rejects.toMatchObject({ code, retryable: false });
+    },
+  );
 });

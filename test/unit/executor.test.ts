@@ -203,7 +203,8 @@ describe('execute: per-message outcome', () => {
     const failed = result.calls
       .filter((call) => call.outcome === 'failed')
       .map((call) => targetKey(call.call.target));
-    expect(failed.sort()).toEqual(Object.keys(failures).sort());
+    // A call SWR refused for one of its entries is split: a target may fail in several parts.
+    expect([...new Set(failed)].sort()).toEqual(Object.keys(failures).sort());
     const appliedTargets = new Set(result.applied.map((change) => targetKey(change.target)));
     expect(Object.keys(failures).filter((target) => appliedTargets.has(target))).toEqual([]);
     expect(result.applied).toHaveLength(

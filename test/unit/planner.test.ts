@@ -275,6 +275,7 @@ describe('plan', () => {
         messageIds: ['m-a', 'm-b'],
         changes: [
           {
+            reason: { kind: 'events', detail: 'event e-1 (event), e-2 (event)' },
             target: { kind: 'repo', namespace: 'core', repository: 'api/server' },
             action: 'change',
             userId: userId(1),

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkMassRevoke, formatShare } from '../../lib/reconcile/guard.ts';
 
-const limits = { maxCount: 50, maxShare: 0.2 };
+const limits = { maxCount: 50, maxShare: 0.2, floor: 0 };
 
 describe('checkMassRevoke', () => {
   it.each([
@@ -28,10 +28,47 @@ describe('checkMassRevoke', () => {
     const guard = checkMassRevoke({ revokes: 60, found: 100 }, limits, false);
 
     // Assess
-    expect(guard.reason).toBe(
-      '60 revocations exceed the limit of 50; 60 of 100 grants (60%) exceed the limit of 20%',
+    expect(guard.reason).toMatch(
+      /^60 revocations exceed the limit of 50; 60 of 100 grants \(60%\) exceed the limit of 20%\. /,
     );
     expect(guard.share).toBeCloseTo(0.6);
+  });
+
+  it('tells how to override with the flag the CLI really has', () => {
+    // Act
+    const guard = checkMassRevoke({ revokes: 60, found: 100 }, limits, false);
+
+    // Assess
+    expect(guard.reason).toContain('swr-access reconcile --allow-mass-revoke');
+    expect(guard.reason).toContain('{"allowMassRevoke": true}');
+  });
+
+  it.each([
+    { revokes: 4, found: 15, floor: 10, status: 'ok' },
+    { revokes: 10, found: 15, floor: 10, status: 'ok' },
+    { revokes: 11, found: 15, floor: 10, status: 'blocked' },
+  ])('below the floor a share never blocks: $revokes of $found, floor $floor → $status', ({ revokes, found, floor, status }) => {
+    // Act
+    const guard = checkMassRevoke({ revokes, found }, { maxCount: 50, maxShare: 0.2, floor }, false);
+
+    // Assess
+    expect(guard.status).toBe(status);
+  });
+
+  it('counts revocations a person decided apart: 40 expiries and offboardings never block', () => {
+    // Act
+    const guard = checkMassRevoke({ revokes: 2, decided: 40, found: 100 }, limits, false);
+
+    // Assess
+    expect(guard).toMatchObject({ status: 'ok', revokes: 2, decided: 40 });
+  });
+
+  it('uses a floor of 10 when none is configured', () => {
+    // Act
+    const guard = checkMassRevoke({ revokes: 4, found: 15 }, { maxCount: 50, maxShare: 0.2 }, false);
+
+    // Assess: the routine contractor expiry of a small account (4 of 15, 26.7%) passes.
+    expect(guard).toMatchObject({ status: 'ok', floor: 10 });
   });
 });
 

@@ -133,7 +133,9 @@ describe('formatReconcileTable', () => {
       '1',
       'skipped',
     ]);
-    expect(text).toContain('guard: ok (1 revocations, 100% of 1 grants; limits 50 / 100%)');
+    expect(text).toContain(
+      'guard: ok (1 revocations, 100% of 1 grants, and 0 decided by offboardings or expiries; limits 50 / 100% above 10)',
+    );
     expect(text).toContain('duration: 0 ms; NOT OK');
     expect(text).toContain('Only targets in the policy are reconciled');
   });
@@ -174,7 +176,7 @@ describe('formatReconcileTable', () => {
     // Assess
     expect(text).toContain('(blocked: counts are planned, nothing was applied)');
     expect(text).toContain(
-      'guard: BLOCKED: 1 revocations exceed the limit of 0 - nothing was applied; pass allowMassRevoke to apply',
+      'guard: BLOCKED (nothing was applied): 1 revocations exceed the limit of 0. After checking the plan (reconcile --dry-run), apply it with `swr-access reconcile --allow-mass-revoke`, or invoke the function with {"allowMassRevoke": true}',
     );
     expect(text.split('\n')[3]).toMatch(/not applied \(guard\)$/);
   });

@@ -1,0 +1,77 @@
+/** The shapes the pipeline's stages share: what comes in, what they need, what goes out. */
+import type { SQSBatchResponse } from 'aws-lambda';
+import type { BatchMessage } from '../core/batch-response.ts';
+import type { KnownIdsByName } from '../core/events.ts';
+import type { DeadLetterSender } from '../dlq.ts';
+import type { MembershipStorePort, Policy, SwrPermissionsPort, UserDirectoryPort } from '../domain.ts';
+import type { SyncError } from '../errors.ts';
+import type { AuditRecord, Log, MetricsSink } from '../observability.ts';
+import type { SweepProgressPort } from '../offboarding/progress.ts';
+import type { OffboardingProof } from '../offboarding/sweep.ts';
+
+/** One queue message as the pipeline needs it (from a Lambda SQS record, or a CLI file line). */
+interface PipelineRecord extends BatchMessage {
+  body: string;
+  /** ApproximateReceiveCount: becomes the `attempts` DLQ attribute. */
+  receiveCount: number;
+}
+
+interface PipelineDeps {
+  swr: SwrPermissionsPort;
+  directory: UserDirectoryPort;
+  store: MembershipStorePort;
+  policy: Policy;
+  /** Absent (CLI): permanent failures are reported and listed as failures, never dropped. */
+  deadLetters: DeadLetterSender | undefined;
+  log: Log;
+  metrics: MetricsSink;
+  /** Keeps audit records durably; a failure here is logged (the change itself is done). */
+  audit?: (records: readonly AuditRecord[]) => Promise<void>;
+  /**
+   * Where the offboarding sweep keeps its progress between deliveries. Absent (CLI, tests): in
+   * memory for this call only, so a sweep cut short starts again on the next delivery.
+   */
+  sweepProgress?: SweepProgressPort;
+  /** Leavers IAM no longer knows, by name: the users the audit trail recorded under it. */
+  knownIdsByName?: KnownIdsByName;
+  now: () => Date;
+}
+
+interface PipelineSettings {
+  /** Who acts, for the audit trail: the function name or CLI command. */
+  actor: string;
+  concurrency: number;
+  /** SWR calls in flight for the offboarding sweep (default: `concurrency`). */
+  sweepConcurrency?: number;
+  /** Targets per step of the offboarding sweep (default 100). */
+  sweepPageSize?: number;
+  dryRun: boolean;
+  /** How often a user whose store record moved during the batch is planned again. */
+  maxReplans?: number;
+  /**
+   * The queue's maxReceiveCount. A message still failing on that receive is dead-lettered here,
+   * with its reason: SQS's own redrive would move it without one.
+   */
+  maxReceiveCount?: number;
+  /** How far ahead an `effectiveAt` may be (default 400 days). */
+  maxEffectiveAheadDays?: number;
+}
+
+interface MessageFailure {
+  messageId: string;
+  error: SyncError;
+}
+
+interface BatchReport {
+  response: SQSBatchResponse;
+  applied: string[];
+  retried: MessageFailure[];
+  deadLettered: MessageFailure[];
+  /** Permanent failures that could not be dead-lettered (no DLQ, or the send failed). */
+  undeliverable: MessageFailure[];
+  changes: AuditRecord[];
+  /** Offboardings proven in this batch: every target checked, the user holds nothing. */
+  proofs: OffboardingProof[];
+}
+
+export type { BatchReport, MessageFailure, PipelineDeps, PipelineRecord, PipelineSettings };
