@@ -26,7 +26,11 @@ interface AppConfig {
   /** Time kept back from the Lambda deadline to answer SQS. */
   safetyMarginMs: number;
   dryRun: boolean;
-  massRevoke: { maxCount: number; maxShare: number };
+  massRevoke: { maxCount: number; maxShare: number; floor: number };
+  /** SWR calls in flight for the offboarding sweep, apart from the batch's. */
+  sweepConcurrency: number;
+  /** How far ahead an event's `effectiveAt` may be, in days. */
+  effectiveAtMaxDays: number;
 }
 
 /** Environment variables whose values are secrets: never echoed, not even when malformed. */
@@ -84,6 +88,9 @@ const envSchema = z.object({
   DRY_RUN: bool,
   MASS_REVOKE_MAX_COUNT: intIn(0, 1_000_000, 50),
   MASS_REVOKE_MAX_SHARE: shareOf(0.2),
+  MASS_REVOKE_FLOOR: intIn(0, 1_000_000, 10),
+  SWEEP_CONCURRENCY: intIn(1, 64, 16),
+  EFFECTIVE_AT_MAX_DAYS: intIn(1, 3_650, 400),
 });
 
 type Env = z.infer<typeof envSchema>;
@@ -250,7 +257,13 @@ const readConfig = (
     requestTimeoutMs: env.REQUEST_TIMEOUT_MS,
     safetyMarginMs: env.SAFETY_MARGIN_MS,
     dryRun: env.DRY_RUN,
-    massRevoke: { maxCount: env.MASS_REVOKE_MAX_COUNT, maxShare: env.MASS_REVOKE_MAX_SHARE },
+    massRevoke: {
+      maxCount: env.MASS_REVOKE_MAX_COUNT,
+      maxShare: env.MASS_REVOKE_MAX_SHARE,
+      floor: env.MASS_REVOKE_FLOOR,
+    },
+    sweepConcurrency: env.SWEEP_CONCURRENCY,
+    effectiveAtMaxDays: env.EFFECTIVE_AT_MAX_DAYS,
   };
 };
 

@@ -332,13 +332,13 @@ interface Plan {
 }
 
 export type {
-  ChangeReason,
-  ChangeReasonKind,
   ApplyOutcome,
   ApplyResult,
   ApplyStatus,
   AuthLevel,
   CallOptions,
+  ChangeReason,
+  ChangeReasonKind,
   EventUser,
   IamUser,
   MembershipStorePort,

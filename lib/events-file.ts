@@ -1,8 +1,9 @@
 /**
  * The events file format shared by `npm start` and the CLI: a JSON array of events, or one event
  * per line (NDJSON); `-` reads standard input. This module only splits a file into message bodies,
- * each with its place (`line 7`, `[3]`) and, for a line that is not JSON, why: `npm start` sends
- * such a line as it is (the pipeline dead-letters it), the CLI reports it.
+ * each with its place (`line 7`, `[3]`) and, for an item that is not JSON, why: `npm start` sends
+ * such an item as it is (the pipeline dead-letters it), the CLI reports it. Each item succeeds or
+ * fails on its own.
  */
 import { readFile } from 'node:fs/promises';
 
@@ -34,27 +35,72 @@ const jsonReason = (error: unknown): string => {
   return `not valid JSON${position === undefined ? '' : ` (error at position ${position})`}`;
 };
 
+/** Whether one item's text is JSON; parsing a hostile item must not take the others down. */
+const jsonErrorOf = (text: string): string | undefined => {
+  try {
+    JSON.parse(text);
+    return undefined;
+  } catch (error) {
+    return error instanceof RangeError ? 'nested too deeply to be read' : jsonReason(error);
+  }
+};
+
+/**
+ * The texts of the top-level items of a JSON array, found by a scan that tracks strings and
+ * nesting without building anything: a file is cut into items before any item is parsed, so one
+ * item nested a million levels deep (a stack overflow for a recursive parser) fails alone.
+ * `undefined` when the text is not an array whose brackets and quotes balance.
+ */
+const arrayItemTexts = (text: string): string[] | undefined => {
+  const items: string[] = [];
+  let depth = 0;
+  let inString = false;
+  let start = 1;
+  for (let i = 0; i < text.length; i += 1) {
+    const c = text[i];
+    if (inString) {
+      if (c === '\\') i += 1;
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (c === '"') inString = true;
+    else if (c === '[' || c === '{') depth += 1;
+    else if (c === ']' || c === '}') {
+      depth -= 1;
+      if (depth < 0) return undefined;
+      if (depth === 0) {
+        if (text.slice(i + 1).trim() !== '') return undefined;
+        const last = text.slice(start, i).trim();
+        if (last !== '') items.push(last);
+        else if (items.length > 0) return undefined;
+        return items;
+      }
+    } else if (c === ',' && depth === 1) {
+      items.push(text.slice(start, i).trim());
+      start = i + 1;
+    }
+  }
+  return undefined;
+};
+
 /**
  * @example splitEventsText('{"id":"e1"}\nnot json\n').entries.map((e) => e.label) // ['line 1', 'line 2']
  */
 const splitEventsText = (text: string): SplitEventsFile => {
-  const trimmed = text.replace(/^\uFEFF/, '').trimStart();
+  const trimmed = text.replace(/^\uFEFF/, '').trim();
   if (trimmed.startsWith('[')) {
-    let array: unknown;
-    try {
-      array = JSON.parse(trimmed);
-    } catch (error) {
-      // Nothing of a broken array can be trusted to be where it seems: refuse the whole file.
-      throw new EventsFileError(`the events file is a JSON array that does not parse: ${jsonReason(error)}`);
-    }
-    if (!Array.isArray(array))
-      throw new EventsFileError('the events file starts with [ but is not a JSON array');
+    const items = arrayItemTexts(trimmed);
+    // Brackets or quotes that do not balance: nothing can be trusted to be where it seems.
+    if (items === undefined)
+      throw new EventsFileError(
+        `the events file is a JSON array that does not parse: ${jsonErrorOf(trimmed) ?? 'unbalanced brackets'}`,
+      );
     return {
       format: 'array',
-      entries: array.map((item: unknown, index) => ({
+      entries: items.map((item, index) => ({
         label: `[${index}]`,
-        body: JSON.stringify(item),
-        jsonError: undefined,
+        body: item,
+        jsonError: item === '' ? 'an empty item (two commas in a row)' : jsonErrorOf(item),
       })),
     };
   }
@@ -62,13 +108,7 @@ const splitEventsText = (text: string): SplitEventsFile => {
   text.split(/\r?\n/).forEach((raw, index) => {
     const line = index === 0 ? raw.replace(/^\uFEFF/, '') : raw;
     if (line.trim() === '') return;
-    let jsonError: string | undefined;
-    try {
-      JSON.parse(line);
-    } catch (error) {
-      jsonError = jsonReason(error);
-    }
-    entries.push({ label: `line ${index + 1}`, body: line, jsonError });
+    entries.push({ label: `line ${index + 1}`, body: line, jsonError: jsonErrorOf(line) });
   });
   return { format: 'ndjson', entries };
 };

@@ -44,6 +44,12 @@ const processRecords = async (
   return answerStage(batch, events, changes, swept.proofs, deps, settings);
 };
 
-export type { BatchReport, MessageFailure, PipelineDeps, PipelineRecord, PipelineSettings } from './pipeline/types.ts';
+export type {
+  BatchReport,
+  MessageFailure,
+  PipelineDeps,
+  PipelineRecord,
+  PipelineSettings,
+} from './pipeline/types.ts';
 export { asSyncError } from './read-targets.ts';
 export { processRecords };

@@ -22,6 +22,7 @@ import {
 import type { PipelineDeps, PipelineSettings } from './pipeline.ts';
 import type { QueueRuntime } from './sqs-handler.ts';
 import { createDynamoStore } from './store/index.ts';
+import { createDynamoSweepProgress } from './store/sweep-progress.ts';
 import { createSwrServices } from './swr/index.ts';
 
 /** Which queue a function consumes: decides its DLQ. */
@@ -108,6 +109,7 @@ const createQueueRuntime = (options: BuildOptions): QueueRuntime & { config: App
   const store = createDynamoStore({ client: dynamo, tableName: config.tableName as string });
   // Applied changes are kept in the same table (AUDIT# items), beside the log records.
   const auditStore = createDynamoAuditStore({ client: dynamo, tableName: config.tableName as string });
+  const sweepProgress = createDynamoSweepProgress({ client: dynamo, tableName: config.tableName as string });
 
   const build = async () => {
     const [policy, auth] = await Promise.all([policyLoader.load(), resolveAuth(config)]);
@@ -121,13 +123,18 @@ const createQueueRuntime = (options: BuildOptions): QueueRuntime & { config: App
       log,
       metrics,
       audit: (records) => auditStore.write(records),
+      sweepProgress,
+      // A leaver IAM already deleted is still found by the name the audit trail recorded.
+      knownIdsByName: (name) => auditStore.userIdsByName(name),
       now: () => new Date(),
     };
     const settings: PipelineSettings = {
       actor: options.functionName,
       concurrency: config.swrConcurrency,
+      sweepConcurrency: config.sweepConcurrency,
       dryRun: config.dryRun,
       maxReceiveCount: queuesConfig.queues[options.queue].maxReceiveCount,
+      maxEffectiveAheadDays: config.effectiveAtMaxDays,
     };
     log.info('cold start', {
       functionName: options.functionName,

@@ -224,6 +224,9 @@ const runEventCommand = async (command: EventCommand, argv: string[], io: CliIo)
         log: telemetry.log,
         metrics: telemetry.metrics,
         ...(command === 'apply' ? { audit: (records) => stores.audit.write(records) } : {}),
+        // A plan never moves a sweep's cursor: it keeps its own progress, in memory.
+        ...(command === 'apply' ? { sweepProgress: stores.sweepProgress } : {}),
+        knownIdsByName: (name) => stores.audit.userIdsByName(name),
         now,
       };
       const settings = { actor: `swr-access ${command}`, concurrency: config.swrConcurrency, dryRun };

@@ -60,6 +60,7 @@ const reconcileCommand = async (argv: string[], io: CliIo): Promise<ExitCode> =>
           log: telemetry.log,
           metrics: telemetry.metrics,
           audit: (records) => stores.audit.write(records),
+          sweepProgress: stores.sweepProgress,
           now,
         },
         {
@@ -77,7 +78,7 @@ const reconcileCommand = async (argv: string[], io: CliIo): Promise<ExitCode> =>
       if (blocked)
         line(
           io.stderr,
-          `reconcile: the mass-revoke guard stopped the run (${report.guard.reason ?? 'over a limit'}); nothing was applied. Rerun with --allow-mass-revoke if this is right.`,
+          `reconcile: the mass-revoke guard stopped the run; nothing was applied: ${report.guard.reason ?? 'over a limit'}`,
         );
       return blocked || !report.ok ? ExitCodes.failed : ExitCodes.ok;
     } finally {

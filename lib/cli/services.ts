@@ -12,8 +12,10 @@ import { loadPolicyFile } from '../core/policy.ts';
 import type { MembershipStorePort, Policy, SwrPermissionsPort, UserDirectoryPort } from '../domain.ts';
 import { ConfigError } from '../errors.ts';
 import { createMemoryTelemetry, type Log, type MetricsSink } from '../observability.ts';
+import { createMemorySweepProgress, type SweepProgressPort } from '../offboarding/progress.ts';
 import { resolveAuth } from '../runtime.ts';
 import { createDynamoStore, createMemoryStore } from '../store/index.ts';
+import { createDynamoSweepProgress } from '../store/sweep-progress.ts';
 import { createSwrServices } from '../swr/index.ts';
 import { type CliIo, line } from './io.ts';
 
@@ -30,6 +32,8 @@ interface StoreContext {
   tableName: string | undefined;
   store: MembershipStorePort;
   audit: AuditStorePort;
+  /** Where offboarding sweeps keep their progress (the table, or memory for this run). */
+  sweepProgress: SweepProgressPort;
   close(): void;
 }
 
@@ -82,6 +86,7 @@ const openStores = (tableName: string | undefined, io: CliIo, command: string): 
       tableName,
       store: createMemoryStore(),
       audit: createMemoryAuditStore(),
+      sweepProgress: createMemorySweepProgress(),
       close: () => undefined,
     };
   }
@@ -92,6 +97,7 @@ const openStores = (tableName: string | undefined, io: CliIo, command: string): 
     tableName,
     store: createDynamoStore({ client: dynamo.client, tableName }),
     audit: createDynamoAuditStore({ client: dynamo.client, tableName }),
+    sweepProgress: createDynamoSweepProgress({ client: dynamo.client, tableName }),
     close: dynamo.close,
   };
 };

@@ -154,14 +154,21 @@ const recheckStore = async (
  * The users of the next round: those whose record moved (with the newer record), and those with
  * a change SWR acknowledged but does not show (with the same record). Sorted by user id.
  */
-const nextRound = (round: readonly BatchUser[], moved: readonly BatchUser[], unverified: readonly Unverified[]) => {
+const nextRound = (
+  round: readonly BatchUser[],
+  moved: readonly BatchUser[],
+  unverified: readonly Unverified[],
+) => {
   const next = new Map(moved.map((user) => [user.userId, user]));
   const again = new Set(unverified.map((entry) => entry.change.userId));
   for (const user of round) if (again.has(user.userId) && !next.has(user.userId)) next.set(user.userId, user);
   return [...next.values()].sort((a, b) => (a.userId < b.userId ? -1 : 1));
 };
 
-const failuresOf = (perMessage: ReadonlyMap<string, MessageResult>, failures: Map<string, SyncError>): void => {
+const failuresOf = (
+  perMessage: ReadonlyMap<string, MessageResult>,
+  failures: Map<string, SyncError>,
+): void => {
   for (const [messageId, outcome] of perMessage)
     if (outcome.status !== 'applied') recordFailure(failures, messageId, outcome.error);
 };

@@ -235,7 +235,10 @@ const resolveForGrant = async (
   if (id !== undefined) {
     const found = await context.directory.findById(id, options);
     if (found === undefined) throw new UnknownUserError(`with id ${id}`);
-    return { user: { id, name: found.name }, ...(name !== undefined && name !== found.name ? { renamedFrom: name } : {}) };
+    return {
+      user: { id, name: found.name },
+      ...(name !== undefined && name !== found.name ? { renamedFrom: name } : {}),
+    };
   }
   const found = await context.directory.findByName(name as string, options);
   if (found === undefined) throw new UnknownUserError(`named ${JSON.stringify(name)}`);
@@ -300,7 +303,10 @@ const resolveEventUser = async (
     throw new UnknownUserError('(the event names no user)');
   if (event.type === 'membership.added' || event.type === 'user.teams') {
     const { user, renamedFrom } = await resolveForGrant(event, context, options);
-    return { event: { ...event, user } as ResolvedEvent, ...(renamedFrom === undefined ? {} : { renamedFrom }) };
+    return {
+      event: { ...event, user } as ResolvedEvent,
+      ...(renamedFrom === undefined ? {} : { renamedFrom }),
+    };
   }
   const user = await resolveForRemoval(event, context, options);
   return { event: { ...event, user } as ResolvedEvent };

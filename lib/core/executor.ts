@@ -207,13 +207,12 @@ const sendSplitting = async (
  */
 const execute = async (plan: Plan, deps: ExecuteDeps, options: ExecuteOptions): Promise<ExecutionResult> => {
   const now = deps.now ?? Date.now;
-  const results: CallResult[] = plan.calls.map((call) =>
+  // Before a call is sent it has not succeeded: a call that never starts counts as failed.
+  const sent: CallResult[][] = plan.calls.map((call) => [
     options.dryRun === true
       ? { call, outcome: 'skipped-dry-run', ms: 0 }
       : { call, outcome: 'failed', ms: 0 },
-  );
-
-  const sent: CallResult[][] = plan.calls.map((call, index) => [results[index] as CallResult]);
+  ]);
   if (options.dryRun !== true) {
     const limit = Number.isFinite(options.concurrency) ? Math.max(1, Math.floor(options.concurrency)) : 1;
     await mapLimit(groupByTarget(plan.calls), limit, async (indexes) => {

@@ -35,12 +35,15 @@ const unverifiedChanges = (
       const why = readErrors.get(key)?.message ?? 'the read-back failed';
       failed.push({
         change,
-        error: new SyncError(`${change.action} on ${key} was answered 2xx but could not be read back: ${why}`, {
-          code: ErrorCodes.unverified,
-          retryable: true,
-          target: key,
-          cause: readErrors.get(key),
-        }),
+        error: new SyncError(
+          `${change.action} on ${key} was answered 2xx but could not be read back: ${why}`,
+          {
+            code: ErrorCodes.unverified,
+            retryable: true,
+            target: key,
+            cause: readErrors.get(key),
+          },
+        ),
       });
       continue;
     }

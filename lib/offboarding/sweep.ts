@@ -12,10 +12,11 @@
  * When every target was checked and the user holds nothing anywhere, the sweep is finished: that
  * is the proof an offboarding took effect.
  */
+
+import { type ConvergeDeps, converge } from '../converge/converge.ts';
 import type { CallResult } from '../core/executor.ts';
 import type { BatchUser } from '../core/planner.ts';
 import { allPolicyTargets } from '../core/policy.ts';
-import { type ConvergeDeps, converge } from '../converge/converge.ts';
 import type { Target } from '../domain.ts';
 import { targetKey } from '../domain.ts';
 import { ErrorCodes, SyncError } from '../errors.ts';
@@ -88,9 +89,7 @@ const inProgressError = (progress: SweepProgress, why: string): SyncError =>
 /** One namespace's targets in a stable order: the namespace itself (`ns`), then `ns/<repository>`. */
 const namespaceTargets = (namespace: string, repositories: readonly string[]): Target[] => [
   { kind: 'namespace', namespace },
-  ...[...new Set(repositories)]
-    .sort()
-    .map((repository): Target => ({ kind: 'repo', namespace, repository })),
+  ...[...new Set(repositories)].sort().map((repository): Target => ({ kind: 'repo', namespace, repository })),
 ];
 
 const pagesOf = <T>(items: readonly T[], size: number): T[][] => {
@@ -181,7 +180,10 @@ const sweepNamespace = async (run: SweepRun, namespace: string): Promise<void> =
   if (users.length === 0) return;
   let targets: Target[];
   try {
-    targets = namespaceTargets(namespace, await run.deps.swr.listRepositories(namespace, { deadline: run.stopAt }));
+    targets = namespaceTargets(
+      namespace,
+      await run.deps.swr.listRepositories(namespace, { deadline: run.stopAt }),
+    );
   } catch (error) {
     const failure = asSyncError(error);
     const listing = new SyncError(
@@ -203,7 +205,13 @@ const sweepNamespace = async (run: SweepRun, namespace: string): Promise<void> =
     if (run.deps.now().getTime() >= run.stopAt) {
       for (const user of due)
         if (!run.errors.has(user.userId))
-          run.errors.set(user.userId, inProgressError(run.progress.get(user.userId) as SweepProgress, `stopped in ${namespace} before the deadline`));
+          run.errors.set(
+            user.userId,
+            inProgressError(
+              run.progress.get(user.userId) as SweepProgress,
+              `stopped in ${namespace} before the deadline`,
+            ),
+          );
       break;
     }
     const failed = await step(run, due, page, undefined);
@@ -296,7 +304,12 @@ const sweepOffboarded = async (
     } else
       result.users.set(user.userId, {
         done: false,
-        error: error ?? new SyncError('offboarding sweep not finished', { code: ErrorCodes.sweepInProgress, retryable: true }),
+        error:
+          error ??
+          new SyncError('offboarding sweep not finished', {
+            code: ErrorCodes.sweepInProgress,
+            retryable: true,
+          }),
         ...(progress === undefined ? {} : { progress }),
       });
   }

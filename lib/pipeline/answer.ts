@@ -31,7 +31,10 @@ const deadLetter = async (batch: BatchState, deps: PipelineDeps, settings: Pipel
   if (letters.length === 0) return { letters, sent: new Set<string>(), failed: new Map<string, string>() };
   const answer =
     deps.deadLetters === undefined
-      ? { sent: [], failed: letters.map((letter) => ({ messageId: letter.messageId, reason: 'no DLQ configured' })) }
+      ? {
+          sent: [],
+          failed: letters.map((letter) => ({ messageId: letter.messageId, reason: 'no DLQ configured' })),
+        }
       : await deps.deadLetters.send(letters, deps.now());
   return {
     letters,
@@ -70,7 +73,11 @@ const answerStage = async (
   const undeliverable: MessageFailure[] = [];
   for (const letter of letters) {
     const failure = { messageId: letter.messageId, error: letter.error };
-    const attributes = { messageId: letter.messageId, errorCode: letter.error.code, reason: letter.error.message };
+    const attributes = {
+      messageId: letter.messageId,
+      errorCode: letter.error.code,
+      reason: letter.error.message,
+    };
     if (sent.has(letter.messageId)) {
       deadLettered.push(failure);
       deps.log.error('message dead-lettered', { ...attributes, failedTarget: letter.error.target });

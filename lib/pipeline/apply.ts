@@ -3,10 +3,11 @@
  * store has for them): joins granted, leaves revoked, an offboarding's known grants revoked in
  * the first seconds. Everything else an offboarding needs is the sweep's (stage 5).
  */
-import type { CallResult } from '../core/executor.ts';
-import { type BatchUser, knownTargets } from '../core/planner.ts';
+
 import { auditRecordsOf, countCalls } from '../converge/audit.ts';
 import { converge } from '../converge/converge.ts';
+import type { CallResult } from '../core/executor.ts';
+import { type BatchUser, knownTargets } from '../core/planner.ts';
 import { targetKey } from '../domain.ts';
 import { type AuditRecord, type Log, MetricNames } from '../observability.ts';
 import type { TargetReads } from '../read-targets.ts';

@@ -13,7 +13,9 @@ const parseStage = (batch: BatchState, now: Date, settings: PipelineSettings): M
     const result = parseEventBody(
       record.body,
       now,
-      settings.maxEffectiveAheadDays === undefined ? {} : { maxEffectiveAheadDays: settings.maxEffectiveAheadDays },
+      settings.maxEffectiveAheadDays === undefined
+        ? {}
+        : { maxEffectiveAheadDays: settings.maxEffectiveAheadDays },
     );
     if (result.ok) events.set(record.messageId, result.event);
     else batch.fail(record.messageId, result.error);

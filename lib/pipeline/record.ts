@@ -65,7 +65,10 @@ const warnUnknownTeams = (events: readonly ResolvedEvent[], deps: PipelineDeps):
       if (!Object.hasOwn(deps.policy.teams, team)) {
         // Recorded all the same: the policy may learn the team later, and reconcile then grants.
         deps.metrics.count(MetricNames.unknownTeams);
-        deps.log.warn('team not in the policy; membership recorded, nothing granted', { eventId: event.id, team });
+        deps.log.warn('team not in the policy; membership recorded, nothing granted', {
+          eventId: event.id,
+          team,
+        });
       }
   }
 };
@@ -75,7 +78,8 @@ const batchUserOf = (entry: UserEntry, applied: ApplyResult): BatchUser => {
   const typeOf = new Map(entry.events.map((event) => [event.id, event.type] as const));
   const eventTypes: Record<string, PeopleEventType> = Object.fromEntries(typeOf);
   const expiredTeams: Record<string, string> = {};
-  for (const outcome of applied.settled ?? []) if (outcome.expired !== undefined) expiredTeams[outcome.expired.team] = outcome.expired.at;
+  for (const outcome of applied.settled ?? [])
+    if (outcome.expired !== undefined) expiredTeams[outcome.expired.team] = outcome.expired.at;
   return {
     userId: entry.user.id,
     // The store's name: IAM's current one when an event resolved it, the known one otherwise.
@@ -88,7 +92,8 @@ const batchUserOf = (entry: UserEntry, applied: ApplyResult): BatchUser => {
     ...(Object.keys(expiredTeams).length === 0 ? {} : { expiredTeams }),
     // Only an offboarding that took effect: a deferred one (a leave date ahead) changes nothing yet.
     offboardingInBatch: applied.outcomes.some(
-      (outcome) => outcome.status === ApplyStatuses.applied && typeOf.get(outcome.eventId) === 'user.offboarded',
+      (outcome) =>
+        outcome.status === ApplyStatuses.applied && typeOf.get(outcome.eventId) === 'user.offboarded',
     ),
   };
 };
@@ -109,7 +114,8 @@ const recordStage = async (
       const applied = await deps.store.apply(entry.user, entry.events, deps.now(), { deadline });
       logOutcomes(applied, deps);
       warnUnknownTeams(entry.events, deps);
-      for (const event of entry.events) if (event.source !== undefined) recorded.sources.set(event.id, event.source);
+      for (const event of entry.events)
+        if (event.source !== undefined) recorded.sources.set(event.id, event.source);
       recorded.users.push(batchUserOf(entry, applied));
     } catch (error) {
       for (const record of entry.records) batch.fail(record.messageId, asSyncError(error));

@@ -3,8 +3,9 @@
  * repository of the managed namespaces, page by page, resumable across deliveries (see
  * `lib/offboarding/sweep.ts`). A user whose sweep is not finished keeps their messages unsettled.
  */
-import { isTombstoned } from '../core/desired.ts';
+
 import { auditRecordsOf, countCalls } from '../converge/audit.ts';
+import { isTombstoned } from '../core/desired.ts';
 import type { AuditRecord } from '../observability.ts';
 import { createMemorySweepProgress } from '../offboarding/progress.ts';
 import { type OffboardingProof, sweepOffboarded } from '../offboarding/sweep.ts';

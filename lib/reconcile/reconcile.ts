@@ -13,13 +13,13 @@
  * Only targets in the policy are reconciled: a target removed from the policy keeps its grants.
  */
 
+import { auditRecordsOf, countCalls } from '../converge/audit.ts';
+import { type ConvergeResult, converge } from '../converge/converge.ts';
 import { isTombstoned } from '../core/desired.ts';
 import type { CallResult } from '../core/executor.ts';
 import { needsSettling, settleRecord } from '../core/membership.ts';
 import type { BatchUser } from '../core/planner.ts';
 import { allPolicyTargets } from '../core/policy.ts';
-import { auditRecordsOf, countCalls } from '../converge/audit.ts';
-import { type ConvergeResult, converge } from '../converge/converge.ts';
 import type {
   ApplyOutcome,
   MembershipStorePort,
@@ -32,7 +32,13 @@ import type {
 } from '../domain.ts';
 import { ChangeReasons, targetKey } from '../domain.ts';
 import { StoreError } from '../errors.ts';
-import { type AuditRecord, auditLogAttributes, type Log, MetricNames, type MetricsSink } from '../observability.ts';
+import {
+  type AuditRecord,
+  auditLogAttributes,
+  type Log,
+  MetricNames,
+  type MetricsSink,
+} from '../observability.ts';
 import type { SweepProgressPort } from '../offboarding/progress.ts';
 import { sweepOffboarded } from '../offboarding/sweep.ts';
 import { asSyncError, readTargets } from '../read-targets.ts';
@@ -93,7 +99,11 @@ interface StoredUser {
 }
 
 const expiriesOf = (outcomes: readonly ApplyOutcome[]): Record<string, string> =>
-  Object.fromEntries(outcomes.flatMap((outcome) => (outcome.expired === undefined ? [] : [[outcome.expired.team, outcome.expired.at]])));
+  Object.fromEntries(
+    outcomes.flatMap((outcome) =>
+      outcome.expired === undefined ? [] : [[outcome.expired.team, outcome.expired.at]],
+    ),
+  );
 
 /** Every stored user; a store that cannot be listed stops the run (never "nobody is known"). */
 const listStore = async (
@@ -194,7 +204,8 @@ const reportOf = (reports: Map<string, TargetReport>, target: Target): TargetRep
 };
 
 const countPlanned = (planned: Plan, reports: Map<string, TargetReport>): void => {
-  for (const call of planned.calls) reportOf(reports, call.target).planned[call.action] += call.changes.length;
+  for (const call of planned.calls)
+    reportOf(reports, call.target).planned[call.action] += call.changes.length;
 };
 
 /** Revokes a person decided (offboarding, expiry) are counted apart by the guard. */
@@ -224,7 +235,8 @@ const guardFirstPlan = (
       maxShare: guard.maxShare,
       floor: guard.floor,
     });
-  } else if (guard.status === GuardStatuses.blocked) deps.log.warn('mass revoke would be blocked (dry run)', attributes);
+  } else if (guard.status === GuardStatuses.blocked)
+    deps.log.warn('mass revoke would be blocked (dry run)', attributes);
   else if (guard.status === GuardStatuses.overridden)
     deps.log.warn('mass revoke allowed by override', { actor: options.actor ?? 'reconcile', ...attributes });
   return guard;
@@ -240,12 +252,24 @@ const reportCalls = (
   for (const call of result.calls) reportCall(call, reports);
   for (const [key, error] of result.reads.readErrors) {
     if (firstReadErrors.has(key)) continue;
-    reports.get(key)?.errors.push({ action: 'read', code: error.code, reason: error.message, retryable: error.retryable, users: 0 });
+    reports.get(key)?.errors.push({
+      action: 'read',
+      code: error.code,
+      reason: error.message,
+      retryable: error.retryable,
+      users: 0,
+    });
   }
   for (const { change, error } of result.unverified) {
     const report = reportOf(reports, change.target);
     report.failed += 1;
-    report.errors.push({ action: change.action, code: error.code, reason: error.message, retryable: true, users: 1 });
+    report.errors.push({
+      action: change.action,
+      code: error.code,
+      reason: error.message,
+      retryable: true,
+      users: 1,
+    });
   }
 };
 
@@ -255,7 +279,13 @@ const reportCall = (call: CallResult, reports: Map<string, TargetReport>): void 
   if (call.outcome === 'failed') {
     const error = call.error ?? asSyncError(undefined);
     report.failed += count;
-    report.errors.push({ action: call.call.action, code: error.code, reason: error.message, retryable: error.retryable, users: count });
+    report.errors.push({
+      action: call.call.action,
+      code: error.code,
+      reason: error.message,
+      retryable: error.retryable,
+      users: count,
+    });
   } else if (call.outcome === 'done') {
     if (call.call.action === 'grant') report.granted += count;
     else if (call.call.action === 'change') report.changed += count;
@@ -365,7 +395,9 @@ const runReconcile = async (deps: ReconcileDeps, options: ReconcileOptions): Pro
   for (const change of changes) log.info('access changed', auditLogAttributes(change));
   if (deps.audit !== undefined && changes.length > 0 && !options.dryRun)
     await deps.audit(changes).catch((error: unknown) =>
-      log.error('audit records could not be stored; they are in this log', { error: asSyncError(error).message }),
+      log.error('audit records could not be stored; they are in this log', {
+        error: asSyncError(error).message,
+      }),
     );
 
   const finishedAt = deps.now();

@@ -5,6 +5,7 @@
  * first invocation.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { createDynamoAuditStore } from '../audit/index.ts';
 import { type AppConfig, readConfig } from '../config.ts';
 import { createFilePolicyLoader } from '../core/policy.ts';
 import {
@@ -15,6 +16,7 @@ import {
 } from '../observability.ts';
 import { defaultPolicyFile, memoizeRetryable, resolveAuth, swrServicesFor } from '../runtime.ts';
 import { createDynamoStore } from '../store/index.ts';
+import { createDynamoSweepProgress } from '../store/sweep-progress.ts';
 import type { ReconcileDeps, ReconcileOptions } from './reconcile.ts';
 
 /** Everything but the deadline, which each invocation takes from its context. */
@@ -50,11 +52,22 @@ const createReconcileRuntime = (
   const policyLoader = createFilePolicyLoader(config.policyFile);
   const dynamo = options.clients?.dynamo ?? new DynamoDBClient({});
   const store = createDynamoStore({ client: dynamo, tableName: config.tableName as string });
+  const auditStore = createDynamoAuditStore({ client: dynamo, tableName: config.tableName as string });
+  const sweepProgress = createDynamoSweepProgress({ client: dynamo, tableName: config.tableName as string });
 
   const build = async () => {
     const [policy, auth] = await Promise.all([policyLoader.load(), resolveAuth(config)]);
     const services = swrServicesFor(config, auth, metrics);
-    const deps: ReconcileDeps = { swr: services.swr, store, policy, log, metrics, now: () => new Date() };
+    const deps: ReconcileDeps = {
+      swr: services.swr,
+      store,
+      policy,
+      log,
+      metrics,
+      audit: (records) => auditStore.write(records),
+      sweepProgress,
+      now: () => new Date(),
+    };
     const settings: ReconcileSettings = {
       actor: options.functionName,
       dryRun: config.dryRun,

@@ -80,9 +80,12 @@ const createDynamoSweepProgress = (options: {
           { abortSignal: abortSignalOf(callOptions) },
         );
       } catch (error) {
-        throw new StoreError(`sweep progress of user ${progress.userId} could not be saved: ${describe(error)}`, {
-          cause: error,
-        });
+        throw new StoreError(
+          `sweep progress of user ${progress.userId} could not be saved: ${describe(error)}`,
+          {
+            cause: error,
+          },
+        );
       }
     },
   };

@@ -47,13 +47,16 @@ describe('checkMassRevoke', () => {
     { revokes: 4, found: 15, floor: 10, status: 'ok' },
     { revokes: 10, found: 15, floor: 10, status: 'ok' },
     { revokes: 11, found: 15, floor: 10, status: 'blocked' },
-  ])('below the floor a share never blocks: $revokes of $found, floor $floor → $status', ({ revokes, found, floor, status }) => {
-    // Act
-    const guard = checkMassRevoke({ revokes, found }, { maxCount: 50, maxShare: 0.2, floor }, false);
+  ])(
+    'below the floor a share never blocks: $revokes of $found, floor $floor → $status',
+    ({ revokes, found, floor, status }) => {
+      // Act
+      const guard = checkMassRevoke({ revokes, found }, { maxCount: 50, maxShare: 0.2, floor }, false);
 
-    // Assess
-    expect(guard.status).toBe(status);
-  });
+      // Assess
+      expect(guard.status).toBe(status);
+    },
+  );
 
   it('counts revocations a person decided apart: 40 expiries and offboardings never block', () => {
     // Act

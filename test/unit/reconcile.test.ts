@@ -325,7 +325,11 @@ describe('the mass-revoke guard', () => {
       massRevoke: { maxCount: 9, maxShare: 1 },
       reason: /10 revocations exceed the limit of 9/,
     },
-    { name: 'share', massRevoke: { maxCount: 50, maxShare: 0.5, floor: 5 }, reason: /10 of 11 grants \(90\.9%\)/ },
+    {
+      name: 'share',
+      massRevoke: { maxCount: 50, maxShare: 0.5, floor: 5 },
+      reason: /10 of 11 grants \(90\.9%\)/,
+    },
   ])('over the $name limit', ({ massRevoke, reason }) => {
     it('applies nothing, alarms and says so', async () => {
       // Prepare
