@@ -210,7 +210,7 @@ describe('createReconcileRuntime', () => {
       actor: 'reconcile',
       dryRun: false,
       allowMassRevoke: false,
-      massRevoke: { maxCount: 7, maxShare: 0.5 },
+      massRevoke: { maxCount: 7, maxShare: 0.5, floor: 10 },
       concurrency: 3,
     });
     expect(safetyMarginMs).toBe(5_000);
