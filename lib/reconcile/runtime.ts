@@ -5,6 +5,7 @@
  * first invocation.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { awsClientConfig } from '../aws.ts';
 import { type AppConfig, readConfig } from '../config.ts';
 import { createFilePolicyLoader } from '../core/policy.ts';
 import {
@@ -48,8 +49,9 @@ const createReconcileRuntime = (
   const metrics = options.metrics ?? createPowertoolsMetrics(serviceName);
   const config = readConfig(options.env ?? process.env, { defaultPolicyFile, require: { tableName: true } });
   const policyLoader = createFilePolicyLoader(config.policyFile);
-  const dynamo = options.clients?.dynamo ?? new DynamoDBClient({});
-  const store = createDynamoStore({ client: dynamo, tableName: config.tableName as string });
+  // Every request bounded by REQUEST_TIMEOUT_MS; every operation also by the run's deadline.
+  const dynamo = options.clients?.dynamo ?? new DynamoDBClient(awsClientConfig(config.requestTimeoutMs));
+  const store = createDynamoStore({ client: dynamo, tableName: config.tableName as string, log });
 
   const build = async () => {
     const [policy, auth] = await Promise.all([policyLoader.load(), resolveAuth(config)]);
