@@ -157,7 +157,12 @@ interface TeamFact {
 interface UserRecord {
   userId: string;
   userName: string;
-  /** Every team the user was ever seen in; left teams stay with `member: false` (staleness markers). */
+  /**
+   * The teams the user is or was in; left teams stay with `member: false` (staleness markers)
+   * until a watermark decides them: markers at or before the tombstone are dropped on every
+   * write, those at or before the snapshot or `floorAt` when the record must shrink to fit one
+   * item (lib/store/bounds.ts).
+   */
   teams: Record<string, TeamFact>;
   /** Tombstone: when the user left the company. */
   offboardedAt?: string;

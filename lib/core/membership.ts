@@ -6,7 +6,11 @@
  * fact, so events may arrive in any order and twice and still end in the same record:
  * - an older fact than the stored one is stale; the same fact again is a duplicate;
  * - a join and a removal at the same instant: the removal wins (the safer answer);
- * - the offboarding tombstone beats every fact up to its instant; a later join (rehire) counts.
+ * - the offboarding tombstone beats every fact up to its instant; a later join (rehire) counts;
+ * - a team the record does not hold, or holds by a removal older than the left watermark (the
+ *   last snapshot, or `floorAt` once the store pruned markers to fit one item), counts as left at
+ *   the watermark: so the store may drop such markers (lib/core/compaction.ts) without changing
+ *   any verdict.
  *
  * Time-bound access:
  * - a fact's instant is its event's `effectiveAt` when set, else `occurredAt`: a leaver's last

@@ -39,6 +39,9 @@ import {
  */
 const maxRecordItemBytes = 320 * 1024;
 
+/** Team names a log record lists (the counts are always complete). */
+const loggedNames = 20;
+
 /** A stand-in `updatedAt` and the largest version: measure the record as it will be written. */
 const measured = (record: UserRecord): UserRecord => ({
   ...record,
@@ -258,16 +261,24 @@ const reportFit = (
   fit: RecordFit | undefined,
 ): void => {
   if (log === undefined || fit === undefined) return;
-  const lossy = fit.prunedTeams.length + fit.droppedPending.length + fit.droppedTeams.length > 0;
-  if (lossy)
+  // Thousands of team names would make one log record of hundreds of KB: counts, and the first few.
+  const some = (names: readonly string[]) => ({ count: names.length, first: names.slice(0, loggedNames) });
+  const attributes = {
+    userId,
+    bytes: fit.bytes,
+    budget: fit.budget,
+    compactedTeams: some(fit.compactedTeams),
+    prunedTeams: some(fit.prunedTeams),
+    ...(fit.floorAt === undefined ? {} : { floorAt: fit.floorAt }),
+    droppedPending: fit.droppedPending,
+    droppedTeams: some(fit.droppedTeams),
+  };
+  if (fit.prunedTeams.length + fit.droppedPending.length + fit.droppedTeams.length > 0)
     log.warn(
       'membership record trimmed to fit one DynamoDB item; late facts older than floorAt count as stale',
-      {
-        userId,
-        ...fit,
-      },
+      attributes,
     );
-  else log.info('membership record compacted to fit one DynamoDB item; nothing lost', { userId, ...fit });
+  else log.info('membership record compacted to fit one DynamoDB item; nothing lost', attributes);
 };
 
 export type { FitOptions };

@@ -6,6 +6,7 @@ import { applyEvent, maxPendingBytes, PendingLimitError } from '../../lib/core/m
 import type { ResolvedEvent, TeamFact, UserRecord } from '../../lib/domain.ts';
 import { ErrorCodes, StoreError } from '../../lib/errors.ts';
 import { fitRecord, maxRecordItemBytes, recordItemBytes } from '../../lib/store/bounds.ts';
+import { createMemoryStore } from '../../lib/store/index.ts';
 import { toItem } from '../../lib/store/item.ts';
 import { dynamoItemLimitBytes, dynamoItemSize } from '../../lib/store/item-size.ts';
 import { reduceEvents } from '../../lib/store/reduce.ts';
@@ -204,6 +205,36 @@ describe('fitting a record into one item', () => {
     // Assess
     expect(result.outcomes.map((o) => o.status)).toEqual(['applied']);
     expect(currentTeams(result.after)).toHaveLength(39);
+  });
+});
+
+describe('the store reports what fitting cost', () => {
+  it('warns with counts, the first names and the new floor when markers were pruned', async () => {
+    // Prepare
+    const warnings: Array<{ message: string; attributes?: Record<string, unknown> }> = [];
+    const log = {
+      info: () => undefined,
+      warn: (message: string, attributes?: Record<string, unknown>) =>
+        warnings.push({ message, ...(attributes === undefined ? {} : { attributes }) }),
+    };
+    const markers = manyTeams(60, 'gone', (n) => marker(1 + (n % 8)));
+    const stored = recordOf(markers);
+    const store = createMemoryStore({ initial: [stored], log, itemBudget: recordItemBytes(stored) - 2_000 });
+    const join: ResolvedEvent = { id: 'j', type: 'membership.added', occurredAt: H(12), user, team: 'new' };
+
+    // Act
+    const result = await store.apply(user, [join], new Date(H(13)));
+
+    // Assess
+    expect(result.written).toBe(true);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]?.message).toMatch(/trimmed to fit one DynamoDB item/);
+    expect(warnings[0]?.attributes).toMatchObject({
+      userId: user.id,
+      prunedTeams: { count: result.fit?.prunedTeams.length, first: result.fit?.prunedTeams.slice(0, 20) },
+      floorAt: result.after.floorAt,
+    });
+    expect((result.fit?.prunedTeams.length ?? 0) > 20).toBe(true);
   });
 });
 
