@@ -157,7 +157,12 @@ interface TeamFact {
 interface UserRecord {
   userId: string;
   userName: string;
-  /** Every team the user was ever seen in; left teams stay with `member: false` (staleness markers). */
+  /**
+   * The teams the user is or was in; left teams stay with `member: false` (staleness markers)
+   * until a watermark decides them: markers at or before the tombstone are dropped on every
+   * write, those at or before the snapshot or `floorAt` when the record must shrink to fit one
+   * item (lib/store/bounds.ts).
+   */
   teams: Record<string, TeamFact>;
   /** Tombstone: when the user left the company. */
   offboardedAt?: string;
@@ -167,9 +172,17 @@ interface UserRecord {
    */
   snapshotAt?: string;
   /**
+   * Set only when the record had to shed left-team markers to fit in one DynamoDB item: a team
+   * the user is not a member of counts as left at this instant at the latest (its marker, if any,
+   * is older), so a join or removal older than it counts as stale for such a team. A documented,
+   * conservative loss: it can only refuse a late fact, never grant one.
+   */
+  floorAt?: string;
+  /**
    * Events whose `effectiveAt` was still in the future when they arrived, in order of their
    * instant; applied when due (`MembershipStorePort.applyDue`, or any later `apply`). Absent when
-   * empty; deduplicated by event id; at most `maxPendingEvents` (lib/core/membership.ts).
+   * empty; deduplicated by event id; at most `maxPendingEvents` and `maxPendingBytes`
+   * (lib/core/membership.ts).
    */
   pending?: ResolvedEvent[];
   /** Optimistic-locking version: 0 = never stored. */
@@ -218,9 +231,36 @@ interface ApplyResult {
   settled?: ApplyOutcome[];
   /** False when nothing changed (no event applied or deferred, nothing settled): nothing was written. */
   written: boolean;
+  /** Set when the record had to shed something to fit in one item (see `RecordFit`). */
+  fit?: RecordFit;
 }
 
-/** The membership store (DynamoDB in production, memory in tests). */
+/**
+ * What a write dropped to keep the user's record within one DynamoDB item. `compactedTeams` lost
+ * nothing (left-team markers the watermarks already decide); the other lists are losses, each
+ * conservative: a late fact may be refused, nothing is granted that would not have been.
+ */
+interface RecordFit {
+  /** Serialised size of the item as written (DynamoDB's count, bytes). */
+  bytes: number;
+  /** The size limit the record was fitted to. */
+  budget: number;
+  /** Left-team markers dropped with no change of meaning. */
+  compactedTeams: string[];
+  /** Oldest left-team markers dropped to fit; `floorAt` rose to cover them. */
+  prunedTeams: string[];
+  floorAt?: string;
+  /** Only to keep an offboarding recordable: pending events dropped (ids). */
+  droppedPending: string[];
+  /** Only to keep an offboarding recordable: memberships newer than the tombstone dropped. */
+  droppedTeams: string[];
+}
+
+/**
+ * The membership store (DynamoDB in production, memory in tests). Every method takes an optional
+ * `CallOptions`: past `deadline` (or when `signal` aborts) it rejects with a retryable
+ * `StoreError` whose code is `DEADLINE_EXCEEDED`, naming the operation.
+ */
 interface MembershipStorePort {
   /** Strongly consistent read; throws `StoreError` when the store cannot be read. */
   get(userId: string, options?: CallOptions): Promise<UserRecord | undefined>;
@@ -229,6 +269,11 @@ interface MembershipStorePort {
    * At `now` (default: the store's clock): the record is settled first (due pending events applied,
    * expired memberships ended), an event effective after `now` is kept pending (`deferred`), and
    * the record is settled again (an event may arrive already expired).
+   * A record that would not fit in one item sheds what the watermarks make redundant, then the
+   * oldest left-team markers (`floorAt`); an offboarding is always recorded (`ApplyResult.fit`
+   * says what it cost). Otherwise a record that still does not fit is a permanent `StoreError`
+   * `STORE_ITEM_TOO_LARGE`; a future-effective event over the pending bounds a permanent
+   * `PendingLimitError`.
    */
   apply(
     user: IamUser,
@@ -242,7 +287,7 @@ interface MembershipStorePort {
    * what settling did (also in `settled`). `undefined` for a user never stored.
    */
   applyDue(userId: string, now: Date, options?: CallOptions): Promise<ApplyResult | undefined>;
-  /** Every stored user. */
+  /** Every stored user (the deadline bounds every page read). */
   list(options?: CallOptions): AsyncIterable<UserRecord>;
 }
 
@@ -352,6 +397,7 @@ export type {
   PlannedChange,
   Policy,
   PolicyGrant,
+  RecordFit,
   ResolvedEvent,
   SwrPermissionsPort,
   Target,

@@ -20,6 +20,10 @@ const ErrorCodes = {
   policy: 'POLICY',
   store: 'STORE_UNAVAILABLE',
   conflict: 'STORE_CONFLICT',
+  /** A user's record would not fit in one DynamoDB item (400 KB), or DynamoDB said so. */
+  storeItemTooLarge: 'STORE_ITEM_TOO_LARGE',
+  /** DynamoDB refused the request as malformed (ValidationException): a bug, not weather. */
+  storeRequestInvalid: 'STORE_REQUEST_INVALID',
   crash: 'HANDLER_CRASH',
   /** A write answered 2xx whose effect could not be read back. */
   unverified: 'WRITE_UNVERIFIED',
@@ -101,10 +105,18 @@ class ConfigError extends SyncError {
   }
 }
 
-/** The membership store could not be read or written (retryable: never act on a failed read). */
+/**
+ * The membership or audit store could not be read or written. Retryable unless said otherwise
+ * (never act on a failed read); a request DynamoDB refuses as invalid, or a record too large for
+ * one item, is permanent: the same write fails the same way every time.
+ */
 class StoreError extends SyncError {
-  constructor(message: string, options?: ErrorOptions & { code?: ErrorCode }) {
-    super(message, { ...options, code: options?.code ?? ErrorCodes.store, retryable: true });
+  constructor(message: string, options?: ErrorOptions & { code?: ErrorCode; retryable?: boolean }) {
+    super(message, {
+      ...options,
+      code: options?.code ?? ErrorCodes.store,
+      retryable: options?.retryable ?? true,
+    });
     this.name = 'StoreError';
   }
 }

@@ -18,6 +18,8 @@ import { resolveStage } from './pipeline/resolve.ts';
 import { sweepStage } from './pipeline/sweep.ts';
 import type { BatchReport, PipelineDeps, PipelineRecord, PipelineSettings } from './pipeline/types.ts';
 
+const defaultAnswerGraceMs = 2_000;
+
 /**
  * Runs one batch through the pipeline and answers SQS. Never throws for a message's sake; the
  * caller still wraps it so that an unexpected crash lists every message (see `failEverything`).
@@ -40,8 +42,9 @@ const processRecords = async (
   const applied = await applyStage(batch, recorded, deps, settings, deadline);
   const swept = await sweepStage(batch, recorded, applied.reads, deps, settings, deadline);
   const changes = [...applied.changes, ...swept.changes];
-  await auditStage(changes, deps);
-  return answerStage(batch, events, changes, swept.proofs, deps, settings);
+  const answerBy = deadline + (settings.answerGraceMs ?? defaultAnswerGraceMs);
+  await auditStage(changes, deps, answerBy);
+  return answerStage(batch, events, changes, swept.proofs, deps, settings, answerBy);
 };
 
 export type {

@@ -12,6 +12,10 @@
  *   message also hides the later messages of its group until then (SQS locks a group while one of
  *   its messages is in flight): a filtered run never moves a message ahead of its group.
  *
+ * - a letter whose body the dead-letter sender had to shorten (`bodyTruncated`) is never sent:
+ *   its body is not the event. It stays in the DLQ, reported as failed with the hash of the
+ *   original body, so a person can find the original at its producer and send it again.
+ *
  * Bounded: stops at the first receive that brings nothing new, or after `max` messages.
  *
  * SQS drops a copy whose deduplication id it saw on the source queue in the last 5 minutes (and
@@ -38,7 +42,23 @@ const deadLetterAttributeNames = new Set([
   'sourceMessageId',
   'failedAt',
   'failedTarget',
+  'bodySha256',
+  'bodyBytes',
+  'bodyTruncated',
+  'letterRefused',
 ]);
+
+/** Why a letter cannot be redriven as it is, or `undefined`: its body was shortened to fit the DLQ. */
+const shortenedBody = (message: Message): string | undefined => {
+  const attributes = message.MessageAttributes ?? {};
+  if (attributes.bodyTruncated?.StringValue !== 'true') return undefined;
+  const bytes = attributes.bodyBytes?.StringValue ?? 'unknown';
+  const hash = attributes.bodySha256?.StringValue ?? 'unknown';
+  return (
+    `body was shortened to fit the DLQ (original ${bytes} bytes, sha256 ${hash}); ` +
+    'it is not the event: resend the original from its producer. Left in the DLQ'
+  );
+};
 
 interface RedriveOptions {
   sqs: SQSClient;
@@ -245,8 +265,12 @@ const redrive = async (options: RedriveOptions): Promise<RedriveReport> => {
       for (const message of fresh) {
         seen.add(message.MessageId ?? '');
         const code = message.MessageAttributes?.errorCode?.StringValue;
+        const shortened = shortenedBody(message);
         if (errorCode !== undefined && code !== errorCode) {
           record(message, 'skipped');
+          hold(message);
+        } else if (shortened !== undefined) {
+          record(message, 'failed', shortened);
           hold(message);
         } else if (dryRun) {
           record(message, 'would-move');

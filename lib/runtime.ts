@@ -8,9 +8,11 @@ import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import { SQSClient } from '@aws-sdk/client-sqs';
 import queuesConfig from '../config/queues.json' with { type: 'json' };
 import { createDynamoAuditStore } from './audit/index.ts';
+import { awsClientConfig, callAws } from './aws.ts';
 import { type AppConfig, type AuthConfig, authFromSecret, readConfig } from './config.ts';
 import { createFilePolicyLoader } from './core/policy.ts';
 import { createDeadLetterSender } from './dlq.ts';
+import type { CallOptions } from './domain.ts';
 import { ConfigError } from './errors.ts';
 import {
   createPowertoolsLog,
@@ -30,13 +32,29 @@ type QueueName = 'accessChanges' | 'offboarding';
 
 const defaultPolicyFile = 'config/policy.yaml';
 
-/** Credentials from the environment, or fetched once from Secrets Manager. */
-const resolveAuth = async (config: AppConfig): Promise<AuthConfig> => {
+/**
+ * Credentials from the environment, or fetched once from Secrets Manager. The read is bounded by
+ * `options.deadline`, else by one `REQUEST_TIMEOUT_MS` from now (the SDK's retries included): a
+ * Secrets Manager that never answers fails the cold start, and the next invocation tries again.
+ *
+ * @example const auth = await resolveAuth(config, { deadline: Date.now() + 5_000 });
+ */
+const resolveAuth = async (
+  config: AppConfig,
+  options?: CallOptions & { client?: SecretsManagerClient },
+): Promise<AuthConfig> => {
   if (config.credentials.kind !== 'secret') return config.credentials;
-  const secrets = new SecretsManagerClient({});
-  const answer = await secrets.send(new GetSecretValueCommand({ SecretId: config.credentials.secretArn }));
+  const { secretArn } = config.credentials;
+  const secrets = options?.client ?? new SecretsManagerClient(awsClientConfig(config.requestTimeoutMs));
+  const bounds: CallOptions = {
+    deadline: options?.deadline ?? Date.now() + config.requestTimeoutMs,
+    ...(options?.signal === undefined ? {} : { signal: options.signal }),
+  };
+  const answer = await callAws('Secrets Manager GetSecretValue', bounds, (abortSignal) =>
+    secrets.send(new GetSecretValueCommand({ SecretId: secretArn }), { abortSignal }),
+  );
   if (answer.SecretString === undefined)
-    throw new ConfigError('the credentials secret has no string value', [config.credentials.secretArn]);
+    throw new ConfigError('the credentials secret has no string value', [secretArn]);
   return authFromSecret(answer.SecretString);
 };
 
@@ -104,9 +122,10 @@ const createQueueRuntime = (options: BuildOptions): QueueRuntime & { config: App
       `${options.queue === 'accessChanges' ? 'ACCESS_CHANGES_DLQ_URL' : 'OFFBOARDING_DLQ_URL'} is required for ${options.functionName}`,
     ]);
   const policyLoader = createFilePolicyLoader(config.policyFile);
-  const sqs = options.clients?.sqs ?? new SQSClient({});
-  const dynamo = options.clients?.dynamo ?? new DynamoDBClient({});
-  const store = createDynamoStore({ client: dynamo, tableName: config.tableName as string });
+  // Every request bounded by REQUEST_TIMEOUT_MS; every operation also by the batch's deadline.
+  const sqs = options.clients?.sqs ?? new SQSClient(awsClientConfig(config.requestTimeoutMs));
+  const dynamo = options.clients?.dynamo ?? new DynamoDBClient(awsClientConfig(config.requestTimeoutMs));
+  const store = createDynamoStore({ client: dynamo, tableName: config.tableName as string, log });
   // Applied changes are kept in the same table (AUDIT# items), beside the log records.
   const auditStore = createDynamoAuditStore({ client: dynamo, tableName: config.tableName as string });
   const sweepProgress = createDynamoSweepProgress({ client: dynamo, tableName: config.tableName as string });
@@ -122,7 +141,7 @@ const createQueueRuntime = (options: BuildOptions): QueueRuntime & { config: App
       deadLetters: createDeadLetterSender({ sqs, queueUrl: dlqUrl }),
       log,
       metrics,
-      audit: (records) => auditStore.write(records),
+      audit: (records, options) => auditStore.write(records, options),
       sweepProgress,
       // A leaver IAM already deleted is still found by the name the audit trail recorded.
       knownIdsByName: (name) => auditStore.userIdsByName(name),

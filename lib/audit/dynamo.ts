@@ -2,7 +2,9 @@
  * The audit trail in the membership table (see items.ts for the keys). Writes go in
  * BatchWriteItem calls of 25; what DynamoDB leaves unprocessed (throttling) is sent again with
  * back-off a few times, then the write fails as a retryable StoreError naming how many records
- * were not kept: the caller logs them, so nothing is silently lost.
+ * were not kept: the caller logs them, so nothing is silently lost. Every call, and the back-off,
+ * is bounded by the caller's deadline (`CallOptions`); DynamoDB failures are classified as for
+ * the membership store (lib/store/dynamo-errors.ts).
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
@@ -11,7 +13,10 @@ import {
   DynamoDBDocumentClient,
   QueryCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { StoreError } from '../errors.ts';
+import { callAws } from '../aws.ts';
+import type { CallOptions } from '../domain.ts';
+import { ErrorCodes, StoreError } from '../errors.ts';
+import { storeFailure } from '../store/dynamo-errors.ts';
 import { userPartitionKey } from '../store/table.ts';
 import {
   auditSortKeyPrefix,
@@ -39,9 +44,6 @@ const batchSize = 25;
 
 type Item = Record<string, unknown>;
 
-const describe = (error: unknown): string =>
-  error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-
 const defaultSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** BatchWriteItem refuses two requests for one key in a call: keep the last of each key. */
@@ -63,16 +65,16 @@ const createDynamoAuditStore = (options: DynamoAuditStoreOptions): AuditStorePor
       ? options.client
       : DynamoDBDocumentClient.from(options.client, { marshallOptions: { removeUndefinedValues: true } });
 
-  const writeChunk = async (chunk: readonly Item[]): Promise<void> => {
+  const writeChunk = async (chunk: readonly Item[], callOptions: CallOptions | undefined): Promise<void> => {
     let pending = chunk.map((Item) => ({ PutRequest: { Item } }));
     for (let attempt = 1; ; attempt += 1) {
       let answer: BatchWriteCommandOutput;
       try {
-        answer = await client.send(new BatchWriteCommand({ RequestItems: { [tableName]: pending } }));
+        answer = await callAws('DynamoDB BatchWriteItem', callOptions, (abortSignal) =>
+          client.send(new BatchWriteCommand({ RequestItems: { [tableName]: pending } }), { abortSignal }),
+        );
       } catch (error) {
-        throw new StoreError(`audit write failed (${pending.length} records): ${describe(error)}`, {
-          cause: error,
-        });
+        throw storeFailure(error, { what: `audit write (${pending.length} items)`, tableName });
       }
       const left = answer.UnprocessedItems?.[tableName] ?? [];
       if (left.length === 0) return;
@@ -81,7 +83,13 @@ const createDynamoAuditStore = (options: DynamoAuditStoreOptions): AuditStorePor
           `audit write left ${left.length} of ${chunk.length} items unprocessed after ${maxAttempts} attempts`,
         );
       pending = left as typeof pending;
-      await sleep(Math.min(1_000, 50 * 2 ** (attempt - 1)));
+      const wait = Math.min(1_000, 50 * 2 ** (attempt - 1));
+      if (callOptions?.deadline !== undefined && Date.now() + wait >= callOptions.deadline)
+        throw new StoreError(
+          `audit write left ${left.length} of ${chunk.length} items unprocessed when the deadline came`,
+          { code: ErrorCodes.deadline },
+        );
+      await sleep(wait);
     }
   };
 
@@ -90,25 +98,29 @@ const createDynamoAuditStore = (options: DynamoAuditStoreOptions): AuditStorePor
     prefix: string,
     newestFirst: boolean,
     limit: number | undefined,
+    callOptions: CallOptions | undefined,
   ): Promise<Item[]> => {
     const items: Item[] = [];
     let startKey: Item | undefined;
     do {
       let page: { Items?: Item[]; LastEvaluatedKey?: Item };
       try {
-        page = await client.send(
-          new QueryCommand({
-            TableName: tableName,
-            KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :prefix)',
-            ExpressionAttributeNames: { '#pk': 'pk', '#sk': 'sk' },
-            ExpressionAttributeValues: { ':pk': pk, ':prefix': prefix },
-            ScanIndexForward: !newestFirst,
-            ...(limit === undefined ? {} : { Limit: limit - items.length }),
-            ...(startKey === undefined ? {} : { ExclusiveStartKey: startKey }),
-          }),
+        page = await callAws('DynamoDB Query', callOptions, (abortSignal) =>
+          client.send(
+            new QueryCommand({
+              TableName: tableName,
+              KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :prefix)',
+              ExpressionAttributeNames: { '#pk': 'pk', '#sk': 'sk' },
+              ExpressionAttributeValues: { ':pk': pk, ':prefix': prefix },
+              ScanIndexForward: !newestFirst,
+              ...(limit === undefined ? {} : { Limit: limit - items.length }),
+              ...(startKey === undefined ? {} : { ExclusiveStartKey: startKey }),
+            }),
+            { abortSignal },
+          ),
         );
       } catch (error) {
-        throw new StoreError(`audit read failed for ${pk}: ${describe(error)}`, { cause: error });
+        throw storeFailure(error, { what: `audit read for ${pk}`, tableName });
       }
       items.push(...(page.Items ?? []));
       startKey = page.LastEvaluatedKey;
@@ -117,7 +129,7 @@ const createDynamoAuditStore = (options: DynamoAuditStoreOptions): AuditStorePor
   };
 
   return {
-    async write(records) {
+    async write(records, callOptions) {
       const items = uniqueByKey(
         records.flatMap((record) => [
           toAuditItem(record, retentionDays),
@@ -125,16 +137,28 @@ const createDynamoAuditStore = (options: DynamoAuditStoreOptions): AuditStorePor
         ]),
       );
       for (let start = 0; start < items.length; start += batchSize)
-        await writeChunk(items.slice(start, start + batchSize));
+        await writeChunk(items.slice(start, start + batchSize), callOptions);
     },
     async listByUserId(userId: string, queryOptions: AuditQueryOptions = {}) {
       // The STATE item shares the partition; the prefix keeps to audit items. The name-index
       // items live under NAME# partitions, never here.
-      const items = await queryAll(userPartitionKey(userId), auditSortKeyPrefix, true, queryOptions.limit);
+      const items = await queryAll(
+        userPartitionKey(userId),
+        auditSortKeyPrefix,
+        true,
+        queryOptions.limit,
+        queryOptions,
+      );
       return items.map(fromAuditItem);
     },
-    async userIdsByName(userName: string) {
-      const items = await queryAll(nameIndexPartitionKey(userName), auditSortKeyPrefix, false, undefined);
+    async userIdsByName(userName: string, callOptions?: CallOptions) {
+      const items = await queryAll(
+        nameIndexPartitionKey(userName),
+        auditSortKeyPrefix,
+        false,
+        undefined,
+        callOptions,
+      );
       return items.map((item) => String(item.userId)).sort();
     },
   };

@@ -2,22 +2,28 @@
  * The durable audit trail behind one small port, so the pipeline, the CLI and tests share it:
  * DynamoDB in production (the membership table), memory in tests and in a CLI run without a table.
  */
+import type { CallOptions } from '../domain.ts';
 import type { AuditRecord } from '../observability.ts';
 import { userIdRule } from '../swr/names.ts';
 import { auditSortKey } from './items.ts';
 
-interface AuditQueryOptions {
+/** A query's bounds: how many records, and by when (a deadline, an abort signal). */
+interface AuditQueryOptions extends CallOptions {
   /** Most records returned (newest first); all when unset. */
   limit?: number;
 }
 
+/**
+ * Every method takes the caller's deadline: past it (or when its signal aborts) it rejects with a
+ * retryable `StoreError` whose code is `DEADLINE_EXCEEDED`.
+ */
 interface AuditStorePort {
   /** Keeps every record durably; throws (a retryable StoreError) when some could not be kept. */
-  write(records: readonly AuditRecord[]): Promise<void>;
+  write(records: readonly AuditRecord[], options?: CallOptions): Promise<void>;
   /** One user's records, newest first. */
   listByUserId(userId: string, options?: AuditQueryOptions): Promise<AuditRecord[]>;
   /** Every user id that audit records were written for under this user name (sorted). */
-  userIdsByName(userName: string): Promise<string[]>;
+  userIdsByName(userName: string, options?: CallOptions): Promise<string[]>;
 }
 
 interface UserAudit {
@@ -51,7 +57,10 @@ const auditByUser = async (
     const records = await store.listByUserId(userIdOrName, options);
     if (records.length > 0) return { userIds: [userIdOrName], records };
   }
-  const userIds = await store.userIdsByName(userIdOrName);
+  const userIds = await store.userIdsByName(userIdOrName, {
+    ...(options.deadline === undefined ? {} : { deadline: options.deadline }),
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+  });
   const lists = await Promise.all(userIds.map((userId) => store.listByUserId(userId, options)));
   const records = lists.flat().sort(newestFirst);
   return {

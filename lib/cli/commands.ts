@@ -5,6 +5,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { auditByUser, createDynamoAuditStore } from '../audit/index.ts';
+import { awsClientConfig } from '../aws.ts';
 import { allPolicyTargets, loadPolicyFile } from '../core/policy.ts';
 import { permissionOfLevel, targetKey } from '../domain.ts';
 import { ConfigError } from '../errors.ts';
@@ -12,7 +13,7 @@ import { queueUrlVariables, type RedriveReport, redrive } from '../redrive.ts';
 import { runSimulateCommand } from '../sim/cli.ts';
 import { flag, intValue, parseCommandArgs, requiredString, stringValue } from './args.ts';
 import { type CliIo, type ExitCode, ExitCodes, line, table, UsageError, writeJson } from './io.ts';
-import { requireTableName } from './services.ts';
+import { cliRequestTimeoutMs, requireTableName } from './services.ts';
 
 const validatePolicyUsage = `usage: swr-access validate-policy FILE [--json]
 
@@ -90,7 +91,7 @@ const auditCommand = async (argv: string[], io: CliIo): Promise<ExitCode> => {
   const user = requiredString(parsed, 'user', auditUsage);
   const limit = intValue(parsed, 'limit', { min: 1, max: 10_000 }, auditUsage) ?? 50;
   const tableName = requireTableName(io.env);
-  const client = io.aws?.dynamo ?? new DynamoDBClient({});
+  const client = io.aws?.dynamo ?? new DynamoDBClient(awsClientConfig(cliRequestTimeoutMs));
   try {
     const store = createDynamoAuditStore({ client, tableName });
     const { userIds, records } = await auditByUser(store, user, { limit });
@@ -193,7 +194,7 @@ const redriveCommand = async (argv: string[], io: CliIo): Promise<ExitCode> => {
   if (problems.length > 0 || !sourceUrl || !dlqUrl) throw new ConfigError('invalid configuration', problems);
   const errorCode = stringValue(parsed, 'error-code');
   const dryRun = flag(parsed, 'dry-run');
-  const sqs = io.aws?.sqs ?? new SQSClient({});
+  const sqs = io.aws?.sqs ?? new SQSClient(awsClientConfig(cliRequestTimeoutMs));
   try {
     line(
       io.stderr,

@@ -223,7 +223,7 @@ const runEventCommand = async (command: EventCommand, argv: string[], io: CliIo)
         deadLetters: undefined,
         log: telemetry.log,
         metrics: telemetry.metrics,
-        ...(command === 'apply' ? { audit: (records) => stores.audit.write(records) } : {}),
+        ...(command === 'apply' ? { audit: (records, options) => stores.audit.write(records, options) } : {}),
         // A plan never moves a sweep's cursor: it keeps its own progress, in memory.
         ...(command === 'apply' ? { sweepProgress: stores.sweepProgress } : {}),
         knownIdsByName: (name) => stores.audit.userIdsByName(name),

@@ -7,6 +7,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createDynamoAuditStore, createMemoryAuditStore } from '../audit/index.ts';
 import type { AuditStorePort } from '../audit/store.ts';
+import { awsClientConfig } from '../aws.ts';
 import { type AppConfig, readConfig } from '../config.ts';
 import { loadPolicyFile } from '../core/policy.ts';
 import type { MembershipStorePort, Policy, SwrPermissionsPort, UserDirectoryPort } from '../domain.ts';
@@ -63,10 +64,13 @@ const openSwr = async (config: AppConfig): Promise<SwrContext> => {
   return { config, policy, swr: services.swr, directory: services.users, close: () => services.close() };
 };
 
+/** The CLI's bound on one DynamoDB request: a hung endpoint ends the command, not the operator's patience. */
+const cliRequestTimeoutMs = 10_000;
+
 /** A DynamoDB client: the one handed in (left open) or one from the environment (destroyed). */
 const dynamoClientOf = (io: CliIo): { client: DynamoDBClient; close(): void } => {
   if (io.aws?.dynamo !== undefined) return { client: io.aws.dynamo, close: () => undefined };
-  const client = new DynamoDBClient({});
+  const client = new DynamoDBClient(awsClientConfig(cliRequestTimeoutMs));
   return { client, close: () => client.destroy() };
 };
 
@@ -133,4 +137,4 @@ const cliTelemetry = (
 };
 
 export type { StoreContext, SwrContext };
-export { cliTelemetry, openStores, openSwr, readCliConfig, requireTableName };
+export { cliRequestTimeoutMs, cliTelemetry, openStores, openSwr, readCliConfig, requireTableName };

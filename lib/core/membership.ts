@@ -6,7 +6,11 @@
  * fact, so events may arrive in any order and twice and still end in the same record:
  * - an older fact than the stored one is stale; the same fact again is a duplicate;
  * - a join and a removal at the same instant: the removal wins (the safer answer);
- * - the offboarding tombstone beats every fact up to its instant; a later join (rehire) counts.
+ * - the offboarding tombstone beats every fact up to its instant; a later join (rehire) counts;
+ * - a team the record does not hold, or holds by a removal older than the left watermark (the
+ *   last snapshot, or `floorAt` once the store pruned markers to fit one item), counts as left at
+ *   the watermark: so the store may drop such markers (lib/core/compaction.ts) without changing
+ *   any verdict.
  *
  * Time-bound access:
  * - a fact's instant is its event's `effectiveAt` when set, else `occurredAt`: a leaver's last
@@ -31,17 +35,29 @@ import { ErrorCodes, SyncError } from '../errors.ts';
 
 type Verdict = typeof ApplyStatuses.applied | typeof ApplyStatuses.duplicate | typeof ApplyStatuses.stale;
 
-/** Bound of `UserRecord.pending`: it lives inside one DynamoDB item (400 KB). */
+/** Bounds of `UserRecord.pending`: it lives inside the user's one DynamoDB item (400 KB). */
 const maxPendingEvents = 100;
+/**
+ * Half the record's item budget (lib/store/bounds.ts), so waiting events can never crowd out the
+ * memberships; room for one `user.teams` snapshot of a large organisation (1,000 teams of
+ * 128-character names is about 130 KB). Measured as UTF-8 JSON, which for these shapes is never
+ * less than what DynamoDB counts for the same data.
+ */
+const maxPendingBytes = 160 * 1024;
 
-/** An event that must wait for its `effectiveAt` while the user already has the most pending. */
+/** Size of pending events as counted against `maxPendingBytes`. */
+const pendingBytesOf = (events: readonly ResolvedEvent[]): number =>
+  events.reduce((sum, event) => sum + Buffer.byteLength(JSON.stringify(event), 'utf8'), 0);
+
+/** A future-effective event that cannot wait in the store: the user's pending list is full. */
 class PendingLimitError extends SyncError {
   readonly userId: string;
 
-  constructor(userId: string, eventId: string, options?: ErrorOptions) {
+  constructor(userId: string, eventId: string, why: string, options?: ErrorOptions) {
     // Permanent: the list only shrinks as time passes; retrying within maxReceiveCount cannot help.
     super(
-      `user ${userId} already has ${maxPendingEvents} future-effective events pending; event ${eventId} cannot be kept`,
+      `user ${userId} ${why}; event ${eventId} cannot be kept until it takes effect: ` +
+        'send it again once it is due (without effectiveAt), or as smaller events',
       { ...options, code: ErrorCodes.schema, retryable: false },
     );
     this.name = 'PendingLimitError';
@@ -70,12 +86,29 @@ const isMemberAt = (fact: TeamFact, now?: Date): boolean =>
   (now === undefined || fact.expiresAt === undefined || now.getTime() < instant(fact.expiresAt));
 
 /**
- * The fact that stands for a team. A team the record does not hold was left at the last
- * snapshot, if any. Team names are data: `constructor` or `toString` never read as stored.
+ * The instant up to which every team the user is not a member of counts as left: the last
+ * snapshot (a team it did not list was left then) or the floor raised when markers were pruned.
+ */
+const leftWatermark = (record: UserRecord): string | undefined => {
+  const { snapshotAt, floorAt } = record;
+  if (snapshotAt === undefined) return floorAt;
+  if (floorAt === undefined) return snapshotAt;
+  return instant(floorAt) > instant(snapshotAt) ? floorAt : snapshotAt;
+};
+
+/**
+ * The fact that stands for a team. A team the record does not hold, or holds only by a marker
+ * older than the left watermark, was left at the watermark, if any: so a marker at or before the
+ * watermark says nothing the record does not already say, and compaction may drop it.
+ * Team names are data: `constructor` or `toString` never read as stored.
  */
 const factOf = (record: UserRecord, team: string): TeamFact | undefined => {
-  if (Object.hasOwn(record.teams, team)) return record.teams[team];
-  return record.snapshotAt === undefined ? undefined : { member: false, at: record.snapshotAt, eventId: '' };
+  const watermark = leftWatermark(record);
+  const stored = Object.hasOwn(record.teams, team) ? record.teams[team] : undefined;
+  if (stored !== undefined && (stored.member || watermark === undefined)) return stored;
+  if (watermark === undefined) return undefined;
+  if (stored !== undefined && instant(stored.at) >= instant(watermark)) return stored;
+  return { member: false, at: watermark, eventId: stored?.eventId ?? '' };
 };
 
 /** What a membership fact (`member` at `at`) does to the fact stored for its team. */
@@ -157,9 +190,9 @@ const applyOffboarding = (record: UserRecord, event: ResolvedEvent): Step => {
   const at = instant(time);
   const teams = { ...record.teams };
   const changedTeams: string[] = [];
-  for (const [team, fact] of Object.entries(record.teams)) {
+  for (const team of Object.keys(record.teams)) {
     // The same verdict a removal at the offboarding instant gets: later facts (a rehire) stay.
-    if (judge(fact, false, at) !== ApplyStatuses.applied) continue;
+    if (judge(factOf(record, team), false, at) !== ApplyStatuses.applied) continue;
     teams[team] = { member: false, at: time, eventId: event.id };
     changedTeams.push(team);
   }
@@ -217,7 +250,19 @@ const defer = (record: UserRecord, event: ResolvedEvent): Step => {
         reason: 'the event is already pending',
       },
     };
-  if (pending.length >= maxPendingEvents) throw new PendingLimitError(record.userId, event.id);
+  if (pending.length >= maxPendingEvents)
+    throw new PendingLimitError(
+      record.userId,
+      event.id,
+      `already has ${maxPendingEvents} future-effective events pending`,
+    );
+  const bytes = pendingBytesOf(pending) + pendingBytesOf([event]);
+  if (bytes > maxPendingBytes)
+    throw new PendingLimitError(
+      record.userId,
+      event.id,
+      `would have ${bytes} bytes of future-effective events pending, more than ${maxPendingBytes}`,
+    );
   const at = instant(factTime(event));
   const index = pending.findIndex((waiting) => instant(factTime(waiting)) > at);
   const next =
@@ -405,11 +450,15 @@ export {
   activeTeams,
   applyEvent,
   factTime,
+  instant,
   isMemberAt,
   isOffboarded,
+  leftWatermark,
+  maxPendingBytes,
   maxPendingEvents,
   needsSettling,
   nextChangeAt,
   PendingLimitError,
+  pendingBytesOf,
   settleRecord,
 };

@@ -23,7 +23,12 @@ const outcomesOf = (batch: BatchState, settings: PipelineSettings) => {
   );
 };
 
-const deadLetter = async (batch: BatchState, deps: PipelineDeps, settings: PipelineSettings) => {
+const deadLetter = async (
+  batch: BatchState,
+  deps: PipelineDeps,
+  settings: PipelineSettings,
+  deadline: number,
+) => {
   const ready = deadLetterNow(batch.records, outcomesOf(batch, settings));
   const letters = batch.records
     .filter((record) => ready.has(record.messageId))
@@ -35,7 +40,7 @@ const deadLetter = async (batch: BatchState, deps: PipelineDeps, settings: Pipel
           sent: [],
           failed: letters.map((letter) => ({ messageId: letter.messageId, reason: 'no DLQ configured' })),
         }
-      : await deps.deadLetters.send(letters, deps.now());
+      : await deps.deadLetters.send(letters, deps.now(), { deadline });
   return {
     letters,
     sent: new Set(answer.sent),
@@ -58,7 +63,10 @@ const recordOffboardingLatency = (
 };
 
 /**
- * @example return answerStage(batch, events, changes, proofs, deps, settings);
+ * `deadline` bounds the dead-letter send (a little past the processing deadline: see
+ * `answerGraceMs`).
+ *
+ * @example return answerStage(batch, events, changes, proofs, deps, settings, answerBy);
  */
 const answerStage = async (
   batch: BatchState,
@@ -67,8 +75,9 @@ const answerStage = async (
   proofs: OffboardingProof[],
   deps: PipelineDeps,
   settings: PipelineSettings,
+  deadline: number,
 ): Promise<BatchReport> => {
-  const { letters, sent, failed } = await deadLetter(batch, deps, settings);
+  const { letters, sent, failed } = await deadLetter(batch, deps, settings, deadline);
   const deadLettered: MessageFailure[] = [];
   const undeliverable: MessageFailure[] = [];
   for (const letter of letters) {

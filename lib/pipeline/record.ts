@@ -39,6 +39,12 @@ const byUser = (batch: BatchState, resolved: ReadonlyMap<string, ResolvedEvent>)
 };
 
 const logOutcomes = (applied: ApplyResult, deps: PipelineDeps): void => {
+  // The record had to be trimmed to stay within the item limit: say what it cost.
+  if (applied.fit !== undefined)
+    deps.log.warn('user record trimmed to fit the item limit', {
+      userId: applied.after.userId,
+      ...applied.fit,
+    });
   for (const outcome of applied.outcomes) {
     if (outcome.status === ApplyStatuses.applied) continue;
     // A deferred event waits in the store for its effectiveAt; the scheduled run applies it.

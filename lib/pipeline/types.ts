@@ -3,7 +3,13 @@ import type { SQSBatchResponse } from 'aws-lambda';
 import type { BatchMessage } from '../core/batch-response.ts';
 import type { KnownIdsByName } from '../core/events.ts';
 import type { DeadLetterSender } from '../dlq.ts';
-import type { MembershipStorePort, Policy, SwrPermissionsPort, UserDirectoryPort } from '../domain.ts';
+import type {
+  CallOptions,
+  MembershipStorePort,
+  Policy,
+  SwrPermissionsPort,
+  UserDirectoryPort,
+} from '../domain.ts';
 import type { SyncError } from '../errors.ts';
 import type { AuditRecord, Log, MetricsSink } from '../observability.ts';
 import type { SweepProgressPort } from '../offboarding/progress.ts';
@@ -26,7 +32,7 @@ interface PipelineDeps {
   log: Log;
   metrics: MetricsSink;
   /** Keeps audit records durably; a failure here is logged (the change itself is done). */
-  audit?: (records: readonly AuditRecord[]) => Promise<void>;
+  audit?: (records: readonly AuditRecord[], options?: CallOptions) => Promise<void>;
   /**
    * Where the offboarding sweep keeps its progress between deliveries. Absent (CLI, tests): in
    * memory for this call only, so a sweep cut short starts again on the next delivery.
@@ -55,6 +61,12 @@ interface PipelineSettings {
   maxReceiveCount?: number;
   /** How far ahead an `effectiveAt` may be (default 400 days). */
   maxEffectiveAheadDays?: number;
+  /**
+   * How long after the processing deadline the dead letters and the audit may still be written
+   * (default 2 s; it comes out of the safety margin kept before the Lambda timeout): a batch that
+   * used all its time must still be able to dead-letter what cannot succeed.
+   */
+  answerGraceMs?: number;
 }
 
 interface MessageFailure {

@@ -22,6 +22,7 @@ import type { BatchUser } from '../core/planner.ts';
 import { allPolicyTargets } from '../core/policy.ts';
 import type {
   ApplyOutcome,
+  CallOptions,
   MembershipStorePort,
   Plan,
   Policy,
@@ -59,7 +60,7 @@ interface ReconcileDeps {
   log: Log;
   metrics: MetricsSink;
   /** Keeps audit records durably; a failure here is logged (the changes themselves are done). */
-  audit?: (records: readonly AuditRecord[]) => Promise<void>;
+  audit?: (records: readonly AuditRecord[], options?: CallOptions) => Promise<void>;
   /**
    * The offboarding sweep's progress: reconcile finishes sweeps that deliveries left unfinished
    * (and sweeps for leave dates that became due). Absent: no sweep in this run.
@@ -394,7 +395,7 @@ const runReconcile = async (deps: ReconcileDeps, options: ReconcileOptions): Pro
   const changes = auditRecordsOf(calls, { actor, dryRun: options.dryRun, at: deps.now() });
   for (const change of changes) log.info('access changed', auditLogAttributes(change));
   if (deps.audit !== undefined && changes.length > 0 && !options.dryRun)
-    await deps.audit(changes).catch((error: unknown) =>
+    await deps.audit(changes, { deadline: options.deadline }).catch((error: unknown) =>
       log.error('audit records could not be stored; they are in this log', {
         error: asSyncError(error).message,
       }),

@@ -6,6 +6,7 @@
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createDynamoAuditStore } from '../audit/index.ts';
+import { awsClientConfig } from '../aws.ts';
 import { type AppConfig, readConfig } from '../config.ts';
 import { createFilePolicyLoader } from '../core/policy.ts';
 import {
@@ -50,8 +51,9 @@ const createReconcileRuntime = (
   const metrics = options.metrics ?? createPowertoolsMetrics(serviceName);
   const config = readConfig(options.env ?? process.env, { defaultPolicyFile, require: { tableName: true } });
   const policyLoader = createFilePolicyLoader(config.policyFile);
-  const dynamo = options.clients?.dynamo ?? new DynamoDBClient({});
-  const store = createDynamoStore({ client: dynamo, tableName: config.tableName as string });
+  // Every request bounded by REQUEST_TIMEOUT_MS; every operation also by the run's deadline.
+  const dynamo = options.clients?.dynamo ?? new DynamoDBClient(awsClientConfig(config.requestTimeoutMs));
+  const store = createDynamoStore({ client: dynamo, tableName: config.tableName as string, log });
   const auditStore = createDynamoAuditStore({ client: dynamo, tableName: config.tableName as string });
   const sweepProgress = createDynamoSweepProgress({ client: dynamo, tableName: config.tableName as string });
 
@@ -64,7 +66,7 @@ const createReconcileRuntime = (
       policy,
       log,
       metrics,
-      audit: (records) => auditStore.write(records),
+      audit: (records, options) => auditStore.write(records, options),
       sweepProgress,
       now: () => new Date(),
     };

@@ -1,8 +1,19 @@
 /**
  * The membership store in memory: same contract as the DynamoDB adapter (versions, no write when
- * nothing changed, copies in and out), for unit tests and the local stack without DynamoDB.
+ * nothing changed, copies in and out, the same item bounds, a deadline already passed refused),
+ * for unit tests and the local stack without DynamoDB.
  */
-import type { ApplyResult, IamUser, MembershipStorePort, ResolvedEvent, UserRecord } from '../domain.ts';
+import type {
+  ApplyResult,
+  CallOptions,
+  IamUser,
+  MembershipStorePort,
+  ResolvedEvent,
+  UserRecord,
+} from '../domain.ts';
+import { ErrorCodes, StoreError } from '../errors.ts';
+import type { Log } from '../observability.ts';
+import { reportFit } from './bounds.ts';
 import { type Reduced, reduceEvents, settleStored } from './reduce.ts';
 
 interface MemoryStoreOptions {
@@ -10,7 +21,19 @@ interface MemoryStoreOptions {
   initial?: readonly UserRecord[];
   /** Clock for `updatedAt`, and `apply`'s `now` when the caller gives none. */
   now?: () => Date;
+  /** Where a record trimmed to fit one item is reported. */
+  log?: Pick<Log, 'info' | 'warn'>;
+  /** Item budget in bytes (bounds.ts; tests pass a small one). */
+  itemBudget?: number;
 }
+
+/** Memory answers at once; only a deadline already passed, or an aborted caller, can stop it. */
+const checkDeadline = (operation: string, options: CallOptions | undefined): void => {
+  if (options?.signal?.aborted || (options?.deadline !== undefined && Date.now() >= options.deadline))
+    throw new StoreError(`membership store ${operation} was not started: the deadline had passed`, {
+      code: ErrorCodes.deadline,
+    });
+};
 
 /**
  * @example
@@ -19,7 +42,8 @@ interface MemoryStoreOptions {
  * await store.applyDue(user.id, new Date()); // pending events now due, expired memberships
  */
 const createMemoryStore = (options: MemoryStoreOptions = {}): MembershipStorePort => {
-  const { now = () => new Date() } = options;
+  const { now = () => new Date(), log, itemBudget } = options;
+  const reduceOptions = itemBudget === undefined ? {} : { budget: itemBudget };
   const records = new Map<string, UserRecord>();
   for (const record of options.initial ?? []) records.set(record.userId, structuredClone(record));
 
@@ -35,7 +59,7 @@ const createMemoryStore = (options: MemoryStoreOptions = {}): MembershipStorePor
     reduced: Reduced,
     outcomes: Reduced['outcomes'],
   ): ApplyResult => {
-    const { after, settled, changed } = reduced;
+    const { after, settled, changed, fit } = reduced;
     if (!changed) return { before, after, outcomes, settled, written: false };
     const stored: UserRecord = {
       ...after,
@@ -43,25 +67,42 @@ const createMemoryStore = (options: MemoryStoreOptions = {}): MembershipStorePor
       updatedAt: now().toISOString(),
     };
     records.set(userId, structuredClone(stored));
-    return { before, after: structuredClone(stored), outcomes, settled, written: true };
+    reportFit(log, userId, fit);
+    return {
+      before,
+      after: structuredClone(stored),
+      outcomes,
+      settled,
+      written: true,
+      ...(fit === undefined ? {} : { fit }),
+    };
   };
 
   return {
-    async get(userId) {
+    async get(userId, callOptions) {
+      checkDeadline('read', callOptions);
       return read(userId);
     },
-    async apply(user: IamUser, events: readonly ResolvedEvent[], at: Date = now()): Promise<ApplyResult> {
+    async apply(
+      user: IamUser,
+      events: readonly ResolvedEvent[],
+      at: Date = now(),
+      callOptions?: CallOptions,
+    ): Promise<ApplyResult> {
+      checkDeadline('write', callOptions);
       const before = read(user.id);
-      const reduced = reduceEvents(before, user, events, at);
+      const reduced = reduceEvents(before, user, events, at, reduceOptions);
       return update(user.id, before, reduced, reduced.outcomes);
     },
-    async applyDue(userId: string, at: Date): Promise<ApplyResult | undefined> {
+    async applyDue(userId: string, at: Date, callOptions?: CallOptions): Promise<ApplyResult | undefined> {
+      checkDeadline('write', callOptions);
       const before = read(userId);
       if (before === undefined) return undefined;
-      const reduced = settleStored(before, at);
+      const reduced = settleStored(before, at, reduceOptions);
       return update(userId, before, reduced, reduced.settled);
     },
-    async *list() {
+    async *list(callOptions?: CallOptions) {
+      checkDeadline('scan', callOptions);
       for (const userId of [...records.keys()]) {
         const record = read(userId);
         if (record === undefined) continue;

@@ -1,14 +1,19 @@
-/** The part of `apply` and `applyDue` both adapters share: run the reducer at `now`. */
+/**
+ * The part of `apply` and `applyDue` both adapters share: run the reducer at `now`, then fit the
+ * changed record into one DynamoDB item (bounds.ts), so the memory store keeps the same bounds.
+ */
 
 import { applyEvent, settleRecord } from '../core/membership.ts';
 import {
   type ApplyOutcome,
   ApplyStatuses,
   type IamUser,
+  type RecordFit,
   type ResolvedEvent,
   type UserRecord,
 } from '../domain.ts';
 import { ErrorCodes, SyncError } from '../errors.ts';
+import { fitRecord } from './bounds.ts';
 
 interface Reduced {
   after: UserRecord;
@@ -18,23 +23,70 @@ interface Reduced {
   settled: ApplyOutcome[];
   /** True when the record changed (an event applied or deferred, or anything settled): only then is it written. */
   changed: boolean;
+  /** What fitting the record into one item cost, when it cost anything (see bounds.ts). */
+  fit?: RecordFit;
+}
+
+/** Options of the reduction: the item budget (tests pass a small one). */
+interface ReduceOptions {
+  budget?: number;
 }
 
 const changes = (outcome: ApplyOutcome): boolean =>
   outcome.status === ApplyStatuses.applied || outcome.status === ApplyStatuses.deferred;
 
 /**
+ * Fits a changed record into its item. When that dropped pending events or memberships to keep
+ * an offboarding, the outcome of the offboarding says so (`offboardings`: their event ids).
+ */
+const fitted = (
+  before: UserRecord | undefined,
+  reduced: Reduced,
+  offboardings: ReadonlySet<string>,
+  options: ReduceOptions,
+): Reduced => {
+  if (!reduced.changed) return reduced;
+  const { record, fit } = fitRecord(reduced.after, {
+    before,
+    ...(options.budget === undefined ? {} : { budget: options.budget }),
+  });
+  if (fit === undefined) return { ...reduced, after: record };
+  const lost = [
+    ...(fit.droppedPending.length === 0 ? [] : [`pending events ${fit.droppedPending.join(', ')}`]),
+    ...(fit.droppedTeams.length === 0 ? [] : [`memberships of ${fit.droppedTeams.join(', ')}`]),
+  ];
+  if (lost.length === 0) return { ...reduced, after: record, fit };
+  const note = `to fit the record in one item, dropped ${lost.join(' and ')}`;
+  const annotate = (outcome: ApplyOutcome): ApplyOutcome =>
+    outcome.status === ApplyStatuses.applied && offboardings.has(outcome.eventId)
+      ? { ...outcome, reason: outcome.reason === undefined ? note : `${outcome.reason}; ${note}` }
+      : outcome;
+  return {
+    ...reduced,
+    after: record,
+    outcomes: reduced.outcomes.map(annotate),
+    settled: reduced.settled.map(annotate),
+    fit,
+  };
+};
+
+const offboardingIds = (...lists: ReadonlyArray<readonly ResolvedEvent[] | undefined>): Set<string> =>
+  new Set(lists.flatMap((list) => (list ?? []).filter((e) => e.type === 'user.offboarded').map((e) => e.id)));
+
+/**
  * Settles the record at `now`, applies the events in order (a future one is kept pending), and
- * settles again: an event may arrive with its membership already expired.
+ * settles again: an event may arrive with its membership already expired. A changed record is
+ * fitted into one item; one that cannot be is a permanent `StoreError` (`STORE_ITEM_TOO_LARGE`).
  *
  * @example
- * const { after, outcomes, settled, changed } = reduceEvents(before, user, events, now);
+ * const { after, outcomes, settled, changed, fit } = reduceEvents(before, user, events, now);
  */
 const reduceEvents = (
   before: UserRecord | undefined,
   user: IamUser,
   events: readonly ResolvedEvent[],
   now: Date,
+  options: ReduceOptions = {},
 ): Reduced => {
   const strangers = events.filter((event) => event.user.id !== user.id);
   if (strangers.length > 0)
@@ -53,23 +105,28 @@ const reduceEvents = (
   }
   const last = settleRecord(after, now);
   const settled = [...first.outcomes, ...last.outcomes];
-  return {
-    after: last.record,
-    outcomes,
-    settled,
-    changed: settled.length > 0 || outcomes.some(changes),
-  };
+  return fitted(
+    before,
+    { after: last.record, outcomes, settled, changed: settled.length > 0 || outcomes.some(changes) },
+    offboardingIds(events, before?.pending, after.pending),
+    options,
+  );
 };
 
 /**
- * `applyDue` for a stored record: settling alone.
+ * `applyDue` for a stored record: settling alone, then fitting.
  *
  * @example const { after, settled, changed } = settleStored(record, now);
  */
-const settleStored = (before: UserRecord, now: Date): Reduced => {
+const settleStored = (before: UserRecord, now: Date, options: ReduceOptions = {}): Reduced => {
   const { record, outcomes } = settleRecord(before, now);
-  return { after: record, outcomes: [], settled: outcomes, changed: outcomes.length > 0 };
+  return fitted(
+    before,
+    { after: record, outcomes: [], settled: outcomes, changed: outcomes.length > 0 },
+    offboardingIds(before.pending),
+    options,
+  );
 };
 
-export type { Reduced };
+export type { Reduced, ReduceOptions };
 export { reduceEvents, settleStored };

@@ -6,8 +6,8 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
-import type { CallOptions } from '../domain.ts';
-import { StoreError } from '../errors.ts';
+import { callAws } from '../aws.ts';
+import { StoreError, SyncError } from '../errors.ts';
 import type { SweepProgress, SweepProgressPort } from '../offboarding/progress.ts';
 import { userPartitionKey } from './table.ts';
 
@@ -27,14 +27,9 @@ const progressSchema = z.object({
 const describe = (error: unknown): string =>
   error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 
-/** The AWS SDK's abort signal for a call bounded by the caller's deadline. */
-const abortSignalOf = (options: CallOptions | undefined): AbortSignal | undefined => {
-  const signals: AbortSignal[] = [];
-  if (options?.signal !== undefined) signals.push(options.signal);
-  if (options?.deadline !== undefined)
-    signals.push(AbortSignal.timeout(Math.max(1, options.deadline - Date.now())));
-  return signals.length === 0 ? undefined : AbortSignal.any(signals);
-};
+/** A deadline error passes as it is; anything else says which user's progress failed. */
+const storeError = (what: string, error: unknown): SyncError =>
+  error instanceof SyncError ? error : new StoreError(`${what}: ${describe(error)}`, { cause: error });
 
 /**
  * @example const progress = createDynamoSweepProgress({ client, tableName });
@@ -51,19 +46,19 @@ const createDynamoSweepProgress = (options: {
     async get(userId, callOptions) {
       let item: Record<string, unknown> | undefined;
       try {
-        const answer = await client.send(
-          new GetCommand({
-            TableName: options.tableName,
-            Key: { pk: userPartitionKey(userId), sk: sweepSortKey },
-            ConsistentRead: true,
-          }),
-          { abortSignal: abortSignalOf(callOptions) },
+        const answer = await callAws('DynamoDB GetItem (sweep progress)', callOptions, (abortSignal) =>
+          client.send(
+            new GetCommand({
+              TableName: options.tableName,
+              Key: { pk: userPartitionKey(userId), sk: sweepSortKey },
+              ConsistentRead: true,
+            }),
+            { abortSignal },
+          ),
         );
         item = answer.Item;
       } catch (error) {
-        throw new StoreError(`sweep progress of user ${userId} could not be read: ${describe(error)}`, {
-          cause: error,
-        });
+        throw storeError(`sweep progress of user ${userId} could not be read`, error);
       }
       if (item === undefined) return undefined;
       const parsed = progressSchema.safeParse(item);
@@ -72,20 +67,17 @@ const createDynamoSweepProgress = (options: {
     },
     async save(progress, callOptions) {
       try {
-        await client.send(
-          new PutCommand({
-            TableName: options.tableName,
-            Item: { pk: userPartitionKey(progress.userId), sk: sweepSortKey, ...progress },
-          }),
-          { abortSignal: abortSignalOf(callOptions) },
+        await callAws('DynamoDB PutItem (sweep progress)', callOptions, (abortSignal) =>
+          client.send(
+            new PutCommand({
+              TableName: options.tableName,
+              Item: { pk: userPartitionKey(progress.userId), sk: sweepSortKey, ...progress },
+            }),
+            { abortSignal },
+          ),
         );
       } catch (error) {
-        throw new StoreError(
-          `sweep progress of user ${progress.userId} could not be saved: ${describe(error)}`,
-          {
-            cause: error,
-          },
-        );
+        throw storeError(`sweep progress of user ${progress.userId} could not be saved`, error);
       }
     },
   };

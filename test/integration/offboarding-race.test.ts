@@ -340,7 +340,9 @@ describe('no grant survives offboarding: the real handlers invoked concurrently'
     expect(telemetry.counters.get(MetricNames.replans) ?? 0).toBeGreaterThan(0);
     const record = await store.get(user.id);
     expect(record?.offboardedAt).toBe(leave.occurredAt);
-    expect(Object.keys(record?.teams ?? {}).sort()).toEqual(['platform', 'sre']);
+    // The joins were written, then the tombstone decided them (their markers are compacted away).
+    expect(record?.version).toBeGreaterThanOrEqual(2);
+    expect(Object.values(record?.teams ?? {}).filter((fact) => fact.member)).toEqual([]);
     expect(telemetry.counters.get(MetricNames.deadLettered) ?? 0).toBe(0);
     expect(telemetry.lines.filter((line) => line.level === 'ERROR')).toEqual([]);
     for (const queue of Object.values(sqs.queues)) {

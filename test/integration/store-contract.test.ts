@@ -10,6 +10,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MembershipStorePort, ResolvedEvent, UserRecord } from '../../lib/domain.ts';
 import { ErrorCodes, StoreError, SyncError } from '../../lib/errors.ts';
+import { maxRecordItemBytes, recordItemBytes } from '../../lib/store/bounds.ts';
 import {
   createDynamoStore,
   createMemoryStore,
@@ -17,6 +18,7 @@ import {
   stateSortKey,
   userPartitionKey,
 } from '../../lib/store/index.ts';
+import { dynamoItemLimitBytes, dynamoMapEntrySize } from '../../lib/store/item-size.ts';
 
 // dynalite ships no types; a variable specifier keeps TypeScript from asking for them.
 const dynaliteModule = 'dynalite';
@@ -70,21 +72,38 @@ const freshTable = async (client: DynamoDBClient): Promise<string> => {
   return tableName;
 };
 
+interface AdapterOptions {
+  scanPageSize?: number;
+  now?: () => Date;
+  /** Records stored before the test, as raw items (an older version may have written them). */
+  initial?: UserRecord[];
+  itemBudget?: number;
+}
+
 interface Adapter {
   name: string;
-  create(options?: { scanPageSize?: number; now?: () => Date }): Promise<MembershipStorePort>;
+  create(options?: AdapterOptions): Promise<MembershipStorePort>;
 }
 
 const adapters: Adapter[] = [
   {
     name: 'memory',
-    create: async (options = {}) => createMemoryStore({ ...(options.now ? { now: options.now } : {}) }),
+    create: async ({ scanPageSize: _pageSize, ...options } = {}) => createMemoryStore(options),
   },
   {
     name: 'dynamo',
-    create: async (options = {}) => {
+    create: async ({ initial = [], ...options } = {}) => {
       const client = dynamoClient();
-      return createDynamoStore({ client, tableName: await freshTable(client), ...options });
+      const tableName = await freshTable(client);
+      const documents = DynamoDBDocumentClient.from(client);
+      for (const record of initial)
+        await documents.send(
+          new PutCommand({
+            TableName: tableName,
+            Item: { pk: userPartitionKey(record.userId), sk: stateSortKey, ...record },
+          }),
+        );
+      return createDynamoStore({ client, tableName, ...options });
     },
   },
 ];
@@ -343,6 +362,54 @@ describe('dynamo adapter: failures', () => {
       expect(mock.commandCalls(PutCommand)).toHaveLength(0);
     },
   );
+
+  it.each([
+    [
+      'an item over the size limit',
+      'ValidationException',
+      'Item size has exceeded the maximum allowed size',
+      { code: ErrorCodes.storeItemTooLarge, retryable: false },
+      /write for user .* refused: the item \(\d+ bytes by our count\) is over DynamoDB's 400 KB/,
+    ],
+    [
+      'any other invalid request (a bug)',
+      'ValidationException',
+      'One or more parameter values were invalid: Missing the key pk in the item',
+      { code: ErrorCodes.storeRequestInvalid, retryable: false },
+      /refused as invalid, a bug to report/,
+    ],
+    [
+      'a missing table',
+      'ResourceNotFoundException',
+      'Requested resource not found',
+      { code: ErrorCodes.store, retryable: true },
+      /table membership does not exist .*check TABLE_NAME/,
+    ],
+    [
+      'throttling',
+      'ThrottlingException',
+      'Rate of requests exceeds the allowed throughput',
+      { code: ErrorCodes.store, retryable: true },
+      /failed: ThrottlingException/,
+    ],
+  ])('classifies a write refused for %s', async (_case, name, message, expected, reason) => {
+    // Prepare
+    const { mock, store } = mockedStore();
+    mock.on(GetCommand).resolves({});
+    mock.on(PutCommand).rejects(Object.assign(new Error(message), { name }));
+
+    // Act
+    const error = await store.apply(user, [joinEvent(user, 'platform')]).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+
+    // Assess
+    expect(error).toBeInstanceOf(StoreError);
+    expect(error).toMatchObject(expected);
+    expect((error as Error).message).toMatch(reason);
+    expect(mock.commandCalls(PutCommand)).toHaveLength(1);
+  });
 
   it('gives up with a retryable STORE_CONFLICT after the bounded attempts', async () => {
     // Prepare
@@ -646,5 +713,99 @@ describe.each(adapters)('membership store contract, time-bound access: $name', (
     const stored = await store.get(user.id);
     expect(stored?.version).toBe(6);
     expect(stored?.pending?.map((e) => e.id)).toEqual(events.map((e) => e.id));
+  });
+});
+
+describe.each(adapters)('membership store contract, item bounds: $name', (adapter) => {
+  const user = userFactory(11);
+  const minute = (n: number): string => new Date(Date.UTC(2026, 10, 20, 0, n)).toISOString();
+
+  /**
+   * A record as an older version could have stored it: just under DynamoDB's 400 KB, most of it
+   * left-team markers from removals at minutes 100 and later (no watermark makes them redundant),
+   * and a few current memberships.
+   */
+  const nearLimitRecord = (): UserRecord => {
+    const teams: UserRecord['teams'] = {
+      platform: { member: true, at: minute(1), eventId: 'join-platform' },
+      data: { member: true, at: minute(2), eventId: 'join-data' },
+    };
+    const base: UserRecord = { userId: user.id, userName: user.name, teams, version: 7 };
+    for (let n = 0, bytes = recordItemBytes(base); bytes < dynamoItemLimitBytes - 3_000; n += 1) {
+      const team = `left-team-${String(n).padStart(90, '0')}`;
+      const fact = {
+        member: false,
+        at: minute(100 + (n % 1000)),
+        eventId: `removal-${String(n).padStart(30, '0')}`,
+      };
+      teams[team] = fact;
+      bytes += dynamoMapEntrySize(team, fact);
+    }
+    expect(recordItemBytes(base)).toBeGreaterThan(maxRecordItemBytes);
+    return base;
+  };
+
+  it('offboards a user whose record is near the item limit, even with a late tombstone', async () => {
+    // Prepare
+    const record = nearLimitRecord();
+    const store = await adapter.create({ initial: [record] });
+    const offboarding: ResolvedEvent = {
+      id: 'bye',
+      type: 'user.offboarded',
+      occurredAt: minute(50),
+      user,
+    };
+
+    // Act
+    const result = await store.apply(user, [offboarding], new Date(minute(2000)));
+
+    // Assess
+    expect(result.written).toBe(true);
+    expect(result.outcomes.map((o) => o.status)).toEqual(['applied']);
+    const stored = await store.get(user.id);
+    expect(stored).toMatchObject({ offboardedAt: minute(50), version: 8 });
+    expect(Object.values(stored?.teams ?? {}).some((fact) => fact.member)).toBe(false);
+    expect(recordItemBytes(stored as UserRecord)).toBeLessThanOrEqual(maxRecordItemBytes);
+    expect(result.fit?.prunedTeams.length).toBeGreaterThan(0);
+  });
+
+  it('records a join on a near-limit record by pruning the oldest markers under a floor', async () => {
+    // Prepare
+    const store = await adapter.create({ initial: [nearLimitRecord()] });
+
+    // Act
+    const result = await store.apply(user, [joinEvent(user, 'sre', 1500)], new Date(minute(2000)));
+
+    // Assess
+    const stored = await store.get(user.id);
+    expect(stored?.teams.sre?.member).toBe(true);
+    expect(stored?.teams.platform?.member).toBe(true);
+    expect(stored?.floorAt).toBe(result.fit?.floorAt);
+    expect(stored?.floorAt).toEqual(expect.any(String));
+    expect(recordItemBytes(stored as UserRecord)).toBeLessThanOrEqual(maxRecordItemBytes);
+  });
+});
+
+describe('dynamo adapter: DynamoDB (dynalite) enforces the item limit', () => {
+  it('refuses an item over 400 KB, which the store reports as a permanent STORE_ITEM_TOO_LARGE', async () => {
+    // Prepare: a store told to let records grow to 1 MB, so only DynamoDB's own limit stops it
+    const user = userFactory(12);
+    const client = dynamoClient();
+    const store = createDynamoStore({ client, tableName: await freshTable(client), itemBudget: 1024 * 1024 });
+    const teams = Array.from({ length: 1000 }, (_, n) => `team-${String(n).padStart(400, '0')}`);
+    const snapshot: ResolvedEvent = { id: 'snap', type: 'user.teams', occurredAt: at(1), user, teams };
+
+    // Act
+    const error = await store.apply(user, [snapshot]).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+
+    // Assess
+    expect(error).toBeInstanceOf(StoreError);
+    expect(error).toMatchObject({ code: ErrorCodes.storeItemTooLarge, retryable: false });
+    expect((error as Error).message).toContain(`user ${user.id}`);
+    expect((error as Error).message).toMatch(/\d+ bytes by our count/);
+    expect(await store.get(user.id)).toBeUndefined();
   });
 });

@@ -87,7 +87,10 @@ const desiredOf = (record: UserRecord | undefined): Map<string, AuthLevel> => {
   for (const [team, fact] of Object.entries(record.teams)) {
     if (!fact.member || !Object.hasOwn(policy.teams, team)) continue;
     for (const grant of policy.teams[team] ?? []) {
-      const key = grant.target.kind === 'repo' ? `${grant.target.namespace}/${grant.target.repository}` : grant.target.namespace;
+      const key =
+        grant.target.kind === 'repo'
+          ? `${grant.target.namespace}/${grant.target.repository}`
+          : grant.target.namespace;
       if ((levels.get(key) ?? 0) < grant.level) levels.set(key, grant.level);
     }
   }
@@ -109,14 +112,23 @@ const knownKeys = (record: UserRecord | undefined): Set<string> => {
   for (const team of Object.keys(record?.teams ?? {}))
     if (Object.hasOwn(policy.teams, team))
       for (const grant of policy.teams[team] ?? [])
-        keys.add(grant.target.kind === 'repo' ? `${grant.target.namespace}/${grant.target.repository}` : grant.target.namespace);
+        keys.add(
+          grant.target.kind === 'repo'
+            ? `${grant.target.namespace}/${grant.target.repository}`
+            : grant.target.namespace,
+        );
   return keys;
 };
 
 const inManagedOrPolicy = (key: string): boolean =>
   policy.managedNamespaces.includes(key.split('/')[0] ?? '') ||
   Object.values(policy.teams).some((grants) =>
-    grants.some((grant) => (grant.target.kind === 'repo' ? `${grant.target.namespace}/${grant.target.repository}` : grant.target.namespace) === key),
+    grants.some(
+      (grant) =>
+        (grant.target.kind === 'repo'
+          ? `${grant.target.namespace}/${grant.target.repository}`
+          : grant.target.namespace) === key,
+    ),
   );
 
 interface Pending {
@@ -246,7 +258,9 @@ const runScenario = async (scenario: Scenario): Promise<string[]> => {
         const now = holdingsOf(sim, user.id);
         const was = before.get(user.id) as Map<string, number>;
         if (JSON.stringify([...now].sort()) !== JSON.stringify([...was].sort()))
-          broken.push(`P3 bystander ${user.name} changed: ${JSON.stringify([...was])} → ${JSON.stringify([...now])}`);
+          broken.push(
+            `P3 bystander ${user.name} changed: ${JSON.stringify([...was])} → ${JSON.stringify([...now])}`,
+          );
       }
 
       // P2 and P4: users of the batch whose messages were all applied hold what their record gives.
@@ -256,7 +270,8 @@ const runScenario = async (scenario: Scenario): Promise<string[]> => {
         if (everDeadLettered.has(userId) || queue.some((pending) => pending.userId === userId)) continue;
         const record = await store.get(userId);
         const held = holdingsOf(sim, userId);
-        const offboarded = record?.offboardedAt !== undefined && Object.values(record.teams).every((fact) => !fact.member);
+        const offboarded =
+          record?.offboardedAt !== undefined && Object.values(record.teams).every((fact) => !fact.member);
         if (offboarded) {
           const kept = [...held.keys()].filter(inManagedOrPolicy);
           if (kept.length > 0) broken.push(`P4 offboarded user ${userId} still holds ${kept.join(', ')}`);
@@ -265,11 +280,14 @@ const runScenario = async (scenario: Scenario): Promise<string[]> => {
         const desired = desiredOf(record);
         for (const key of knownKeys(record))
           if ((held.get(key) ?? undefined) !== desired.get(key))
-            broken.push(`P2 user ${userId} holds ${held.get(key) ?? 'none'} on ${key}, the record gives ${desired.get(key) ?? 'none'}`);
+            broken.push(
+              `P2 user ${userId} holds ${held.get(key) ?? 'none'} on ${key}, the record gives ${desired.get(key) ?? 'none'}`,
+            );
       }
     }
     if (queue.length > 0) broken.push(`P1 ${queue.length} messages never settled`);
-    for (const [kind, count] of Object.entries(swrProxy.applied())) mutations[kind] = (mutations[kind] ?? 0) + count;
+    for (const [kind, count] of Object.entries(swrProxy.applied()))
+      mutations[kind] = (mutations[kind] ?? 0) + count;
     await services.close();
   } finally {
     for (const proxy of proxies) await proxy.close();

@@ -15,8 +15,8 @@
  */
 import {
   createServer,
-  type IncomingMessage,
   request as httpRequest,
+  type IncomingMessage,
   type Server,
   type ServerResponse,
 } from 'node:http';
@@ -123,7 +123,9 @@ const garbleRead = (mutation: Mutation, body: Buffer): { status: number; body: B
   } catch {
     // Not JSON already: garble what is there.
   }
-  const others = Array.isArray(parsed.others_auths) ? (parsed.others_auths as Array<Record<string, unknown>>) : [];
+  const others = Array.isArray(parsed.others_auths)
+    ? (parsed.others_auths as Array<Record<string, unknown>>)
+    : [];
   switch (mutation) {
     case 'others-missing': {
       const { others_auths: _gone, ...rest } = parsed;
@@ -144,7 +146,11 @@ const garbleRead = (mutation: Mutation, body: Buffer): { status: number; body: B
     case 'html-200':
       return { status: 200, body: Buffer.from(htmlPage), type: 'text/html' };
     case 'truncated':
-      return { status: 200, body: body.subarray(0, Math.max(1, Math.floor(body.length / 2))), type: 'application/json' };
+      return {
+        status: 200,
+        body: body.subarray(0, Math.max(1, Math.floor(body.length / 2))),
+        type: 'application/json',
+      };
     case 'empty-200':
       return { status: 200, body: Buffer.alloc(0), type: 'application/json' };
     default:
@@ -152,7 +158,13 @@ const garbleRead = (mutation: Mutation, body: Buffer): { status: number; body: B
   }
 };
 
-const send = (res: ServerResponse, status: number, body: Buffer, type: string, extra: Record<string, string> = {}) => {
+const send = (
+  res: ServerResponse,
+  status: number,
+  body: Buffer,
+  type: string,
+  extra: Record<string, string> = {},
+) => {
   if (res.headersSent || res.destroyed) return;
   res.writeHead(status, { 'Content-Type': type, 'Content-Length': String(body.length), ...extra });
   res.end(body);
@@ -178,7 +190,11 @@ const startGarblingProxy = async (
     if (random() >= rate) return 'none';
     const isAccess = /\/access$/.test(path.split('?')[0] ?? '');
     const pool =
-      method === 'GET' ? (isAccess ? [...readMutations, ...anyMutations] : anyMutations) : [...writeMutations, ...anyMutations];
+      method === 'GET'
+        ? isAccess
+          ? [...readMutations, ...anyMutations]
+          : anyMutations
+        : [...writeMutations, ...anyMutations];
     return pick(pool);
   };
 
@@ -193,9 +209,19 @@ const startGarblingProxy = async (
         req.socket.destroy();
         return;
       case 'gateway-404':
-        return send(res, 404, json({ error_code: 'APIGW.0101', error_msg: 'The API does not exist or has not been published' }), 'application/json');
+        return send(
+          res,
+          404,
+          json({ error_code: 'APIGW.0101', error_msg: 'The API does not exist or has not been published' }),
+          'application/json',
+        );
       case 'gateway-429':
-        return send(res, 429, json({ error_code: 'APIGW.0308', error_msg: 'The throttling threshold has been reached' }), 'application/json');
+        return send(
+          res,
+          429,
+          json({ error_code: 'APIGW.0308', error_msg: 'The throttling threshold has been reached' }),
+          'application/json',
+        );
       case 'proxy-502':
         return send(res, 502, Buffer.from(htmlPage), 'text/html');
       case 'ghost-write':
@@ -215,7 +241,13 @@ const startGarblingProxy = async (
     const headers: Record<string, string> = {};
     for (const name of ['x-subject-token', 'retry-after', 'x-request-id'])
       if (upstream.headers[name] !== undefined) headers[name] = upstream.headers[name] as string;
-    send(res, upstream.status, upstream.body, upstream.headers['content-type'] ?? 'application/json', headers);
+    send(
+      res,
+      upstream.status,
+      upstream.body,
+      upstream.headers['content-type'] ?? 'application/json',
+      headers,
+    );
   };
 
   const server: Server = createServer((req, res) => {

@@ -210,7 +210,7 @@ describe('DynamoDB audit store writes', () => {
     [
       'the call fails',
       () => documentMock.on(BatchWriteCommand).rejects(new Error('throttled')),
-      /audit write failed \(2 records\): Error: throttled/,
+      /audit write \(2 items\) failed: Error: throttled/,
     ],
   ])('throws a retryable StoreError when %s', async (_name, arrange, message) => {
     // Prepare

@@ -299,9 +299,13 @@ describe('future offboarding and the tombstone', () => {
       { now: 12 },
     ]);
 
-    // Assess
-    expect(record.teams.a).toMatchObject({ member: false, at: D(10) });
+    // Assess: the removal marker itself is compacted away by the store (the tombstone decides it)
+    expect(currentTeams(record)).toEqual([]);
+    expect(record.teams.a?.member ?? false).toBe(false);
     expect(record.offboardedAt).toBe(D(10));
+    expect(applyEvent(record, ev.added('a', { day: 9 }), on(12)).outcome.status).toBe(
+      'superseded-by-offboarding',
+    );
   });
 });
 
