@@ -173,6 +173,56 @@ const failuresOf = (
     if (outcome.status !== 'applied') recordFailure(failures, messageId, outcome.error);
 };
 
+type RoundEnd =
+  /** Nothing moved and everything showed on read-back. */
+  | { kind: 'settled' }
+  /** `approve` refused the first plan. */
+  | { kind: 'refused' }
+  /** These users go round again (a newer record, or a write SWR does not show yet). */
+  | { kind: 'again'; next: BatchUser[]; moved: BatchUser[] };
+
+/** One round: read what is missing, plan, execute, read back, re-check the store. */
+const runRound = async (
+  round: readonly BatchUser[],
+  first: boolean,
+  deps: ConvergeDeps,
+  options: ConvergeOptions,
+  result: ConvergeResult,
+): Promise<RoundEnd> => {
+  await readMissing(round, deps, options, result.reads);
+  const planned = plan({
+    users: round,
+    policy: deps.policy,
+    actual: result.reads.actual,
+    now: deps.now(),
+    ...(options.scope === undefined ? {} : { scope: options.scope }),
+  });
+  result.plans.push(planned);
+  if (first && options.approve !== undefined && !options.approve(planned)) return { kind: 'refused' };
+  const executed = await execute(
+    planned,
+    { swr: deps.swr, now: () => deps.now().getTime() },
+    {
+      concurrency: options.concurrency,
+      deadline: options.deadline,
+      dryRun: options.dryRun,
+      readErrors: result.reads.readErrors,
+    },
+  );
+  result.calls.push(...executed.calls);
+  failuresOf(executed.perMessage, result.failures);
+  if (options.dryRun) return { kind: 'settled' };
+
+  const unverified = await readBack(executed.calls, deps, options, result.reads);
+  const moved = await recheckStore(round, executed.calls, deps, options, result.unsettled);
+  result.replanned += moved.length;
+  const movedIds = new Set(moved.map((user) => user.userId));
+  // A moved user is planned again from the newer record: what it does not show yet is moot.
+  result.unverified = unverified.filter((entry) => !movedIds.has(entry.change.userId));
+  const next = nextRound(round, moved, result.unverified);
+  return next.length === 0 ? { kind: 'settled' } : { kind: 'again', next, moved };
+};
+
 /**
  * Converges the users' permissions on SWR with what the policy gives them.
  *
@@ -202,61 +252,28 @@ const converge = async (
   let round = [...users];
   for (let attempt = 0; round.length > 0; attempt += 1) {
     if (deps.now().getTime() >= options.deadline) {
-      failUsers(result.failures, round, deadlineError());
       for (const user of round) result.unsettled.set(user.userId, deadlineError());
       break;
     }
-    await readMissing(round, deps, options, result.reads);
-    const planned = plan({
-      users: round,
-      policy: deps.policy,
-      actual: result.reads.actual,
-      now: deps.now(),
-      ...(options.scope === undefined ? {} : { scope: options.scope }),
-    });
-    result.plans.push(planned);
-    if (attempt === 0 && options.approve !== undefined && !options.approve(planned)) {
-      result.refused = true;
-      break;
-    }
-    const executed = await execute(
-      planned,
-      { swr: deps.swr, now: () => deps.now().getTime() },
-      {
-        concurrency: options.concurrency,
-        deadline: options.deadline,
-        dryRun: options.dryRun,
-        readErrors: result.reads.readErrors,
-      },
-    );
-    result.calls.push(...executed.calls);
-    failuresOf(executed.perMessage, result.failures);
-    if (options.dryRun) break;
-
-    const unverified = await readBack(executed.calls, deps, options, result.reads);
-    const moved = await recheckStore(round, executed.calls, deps, options, result.unsettled);
-    result.replanned += moved.length;
-    const movedIds = new Set(moved.map((user) => user.userId));
-    // A moved user is planned again from the newer record: what it does not show yet is moot.
-    result.unverified = unverified.filter((entry) => !movedIds.has(entry.change.userId));
-    const next = nextRound(round, moved, result.unverified);
-    if (next.length === 0) break;
+    const end = await runRound(round, attempt === 0, deps, options, result);
+    if (end.kind === 'refused') result.refused = true;
+    if (end.kind !== 'again') break;
     if (attempt >= maxReplans) {
       const error = new SyncError('the user kept changing during the batch', {
         code: ErrorCodes.conflict,
         retryable: true,
       });
-      for (const user of moved) result.unsettled.set(user.userId, error);
-      failUsers(result.failures, moved, error);
+      for (const user of end.moved) result.unsettled.set(user.userId, error);
       break;
     }
-    round = next;
+    round = end.next;
   }
   for (const { change, error } of result.unverified)
     for (const messageId of change.messageIds) recordFailure(result.failures, messageId, error);
-  for (const user of users)
-    if (result.unsettled.has(user.userId))
-      failUsers(result.failures, [user], result.unsettled.get(user.userId) as SyncError);
+  for (const user of users) {
+    const error = result.unsettled.get(user.userId);
+    if (error !== undefined) failUsers(result.failures, [user], error);
+  }
   return result;
 };
 

@@ -116,8 +116,10 @@ const pickNewer = (a: BatchUser, b: BatchUser): BatchUser => {
 /** The targets one user's batch must re-check, keyed by `targetKey`. */
 /**
  * The targets the store knows the user for: those of every team in the record before or after
- * the batch, member or not (left teams stay in the record so that a retry re-checks their
- * targets), and the user's `extraTargets`. An offboarding revokes these first.
+ * the batch, member or not (a left team's marker stays in the record so that a retry re-checks
+ * its targets; only markers an offboarding covers are compacted away, and an offboarded user's
+ * retry checks every target anyway), and the user's `extraTargets`. An offboarding revokes these
+ * first.
  *
  * @example knownTargets(user, policy).has('core/api/server') // true
  */

@@ -11,7 +11,8 @@ import { createMemoryStore } from '../../lib/store/index.ts';
 import { actualFactory, batchUserFactory, grant, target, userId } from '../support/factories.ts';
 import { FakeSwr } from '../support/fake-swr.ts';
 
-const now = new Date('2026-11-21T09:00:00Z');
+// The test clock starts at the real time: the stores bound their calls by the clock on the wall.
+const now = new Date();
 
 /** A FakeSwr with repositories of its own (holding nothing yet), counting listings and reads. */
 class ListingSwr extends FakeSwr {

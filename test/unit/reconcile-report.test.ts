@@ -53,7 +53,7 @@ const reportFactory = async (options: Partial<ReconcileOptions> = {}) => {
       allowMassRevoke: false,
       massRevoke: { maxCount: 50, maxShare: 1 },
       concurrency: 2,
-      deadline: now.getTime() + 10_000,
+      deadline: Date.now() + 10_000,
       actor: 'cli:reconcile',
       ...options,
     },
