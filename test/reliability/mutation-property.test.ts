@@ -27,7 +27,7 @@ import { createSwrServices } from '../../lib/swr/index.ts';
 import { type GarblingProxy, startGarblingProxy } from '../support/garbling-proxy.ts';
 
 const soak = process.env.SOAK === '1';
-const runs = soak ? 200 : 12;
+const runs = soak ? 300 : 60;
 const maxReceiveCount = 5;
 const policyFile = 'config/demo-policy.yaml';
 const seed = loadSeed();
@@ -75,8 +75,8 @@ const eventArbitrary: fc.Arbitrary<GeneratedEvent> = fc.oneof(
 
 const scenarioArbitrary = fc.record({
   dice: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
-  rate: fc.constantFrom(0.1, 0.2, 0.3),
-  events: fc.array(eventArbitrary, { minLength: 4, maxLength: 12 }),
+  rate: fc.constantFrom(0.2, 0.3, 0.4),
+  events: fc.array(eventArbitrary, { minLength: 6, maxLength: 16 }),
   batchSize: fc.integer({ min: 1, max: 6 }),
 });
 
