@@ -3,9 +3,8 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError } from '../../lib/errors.ts';
 import { parseSimulateArgs, runSimulateCommand } from '../../lib/sim/cli.ts';
-import { demoSeedPath, loadSeed } from '../../lib/sim/index.ts';
+import { demoSeedPath, loadSeed, SimulatorConfigError } from '../../lib/sim/index.ts';
 
 const seed = loadSeed();
 const children: ChildProcess[] = [];
@@ -34,21 +33,46 @@ describe('parseSimulateArgs', () => {
     [[], { port: 0, seedPath: demoSeedPath, latencyMs: 0 }],
     [['--port', '9000', '--latency', '25'], { port: 9000, seedPath: demoSeedPath, latencyMs: 25 }],
     [['--port=9100', '--seed=/tmp/seed.json'], { port: 9100, seedPath: '/tmp/seed.json', latencyMs: 0 }],
+    [
+      ['--faults', '{"malformedRate":0.25,"failTargets":[{"kind":"iam","gateway":"not-published"}]}'],
+      { faults: { malformedRate: 0.25, failTargets: [{ kind: 'iam', gateway: 'not-published' }] } },
+    ],
+    [['--quota', '5:10'], { faults: { quota: { ratePerSecond: 5, burst: 10 } } }],
+    [['--quota=20'], { faults: { quota: { ratePerSecond: 20, burst: 20 } } }],
+    [['--lenient-user-names', '--revoke-missing', '204'], { strictUserNames: false, revokeMissing: '204' }],
   ])('reads %j', (argv, expected) => {
     // Act
     const args = parseSimulateArgs(argv);
 
     // Assess
-    expect(args).toEqual(expected);
+    expect(args).toEqual({
+      port: 0,
+      seedPath: demoSeedPath,
+      latencyMs: 0,
+      faults: {},
+      strictUserNames: true,
+      revokeMissing: '404',
+      ...expected,
+    });
   });
 
-  it.each([[['--port', 'abc']], [['--port', '70000']], [['--latency']], [['--verbose']], [['--seed', '']]])(
-    'refuses %j with a ConfigError',
-    (argv) => {
-      // Act / Assess
-      expect(() => parseSimulateArgs(argv)).toThrow(ConfigError);
-    },
-  );
+  it.each([
+    [['--port', 'abc']],
+    [['--port', '70000']],
+    [['--latency']],
+    [['--verbose']],
+    [['--seed', '']],
+    [['--faults', '{"malformedRate":2}']],
+    [['--faults', '{"failTargets":[{"malformed":"sideways"}]}']],
+    [['--faults', '{"bogus":1}']],
+    [['--faults', '/nonexistent/faults.json']],
+    [['--quota', '0']],
+    [['--quota', 'fast']],
+    [['--revoke-missing', '500']],
+  ])('refuses %j with a SimulatorConfigError', (argv) => {
+    // Act / Assess
+    expect(() => parseSimulateArgs(argv)).toThrow(SimulatorConfigError);
+  });
 });
 
 describe('runSimulateCommand', () => {
@@ -77,7 +101,9 @@ describe('runSimulateCommand', () => {
 
   it('rejects a seed file that does not exist', async () => {
     // Act / Assess
-    await expect(runSimulateCommand(['--seed', '/nonexistent/seed.json'])).rejects.toThrow(ConfigError);
+    await expect(runSimulateCommand(['--seed', '/nonexistent/seed.json'])).rejects.toThrow(
+      SimulatorConfigError,
+    );
   });
 
   it('runs as a process and exits cleanly on SIGTERM', async () => {

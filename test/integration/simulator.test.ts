@@ -2,11 +2,11 @@ import { createHash, createHmac } from 'node:crypto';
 import { Agent, request } from 'undici';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { AuthLevel, Target } from '../../lib/domain.ts';
-import { ConfigError } from '../../lib/errors.ts';
 import {
   loadSeed,
   parseSeed,
   type Simulator,
+  SimulatorConfigError,
   type SimulatorOptions,
   type SimulatorSeed,
   startSimulator,
@@ -228,7 +228,7 @@ describe('seed', () => {
     const act = () => parseSeed(broken);
 
     // Assess
-    expect(act).toThrow(ConfigError);
+    expect(act).toThrow(SimulatorConfigError);
     expect(act).toThrow(problem);
   });
 
@@ -238,7 +238,7 @@ describe('seed', () => {
     broken.namespaces[0]?.repositories.push({ name: 'api//server' });
 
     // Act / Assess
-    expect(() => parseSeed(broken)).toThrow(/separators may not stand next to each other/);
+    expect(() => parseSeed(broken)).toThrow(/may not put "\/" next to "\/"/);
   });
 });
 
@@ -744,7 +744,7 @@ describe('SWR permissions', () => {
       [{ user_id: 'a'.repeat(32), user_name: 'x', auth: 1 }],
       {},
       400,
-      'SVCSTG.SWR.4001066',
+      'SVCSTG.SWR.4001067',
     ],
     [
       'a malformed user id',
@@ -754,7 +754,7 @@ describe('SWR permissions', () => {
       [{ user_id: 'ALICE', user_name: 'alice', auth: 1 }],
       {},
       400,
-      'SVCSTG.SWR.4001066',
+      'SVCSTG.SWR.4001067',
     ],
     [
       'a missing user_name',
@@ -786,7 +786,7 @@ describe('SWR permissions', () => {
       [userAuth('alice', 3)],
       {},
       400,
-      'SVCSTG.SWR.4001066',
+      'SVCSTG.SWR.4001067',
     ],
     [
       'text/plain',
