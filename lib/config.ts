@@ -160,7 +160,9 @@ const authFromVariables = (
       'for AK/SK signing',
     );
     if (env.HUAWEICLOUD_DOMAIN_ID !== undefined && !/^[0-9a-f]{32}$/.test(env.HUAWEICLOUD_DOMAIN_ID))
-      problems.push('HUAWEICLOUD_DOMAIN_ID must be the account ID (32 lowercase hexadecimal characters), not its name');
+      problems.push(
+        'HUAWEICLOUD_DOMAIN_ID must be the account ID (32 lowercase hexadecimal characters), not its name',
+      );
     if (problems.length > before) return undefined;
     return {
       kind: 'aksk',

@@ -197,10 +197,11 @@ class AmbiguousUserError extends SyncError {
   readonly matches: number;
 
   constructor(userName: string, matches: number, options?: ErrorOptions) {
-    super(
-      `IAM has ${matches} users named ${JSON.stringify(userName)}: the event must name the user by id`,
-      { ...options, code: ClientErrorCodes.ambiguousUser, retryable: false },
-    );
+    super(`IAM has ${matches} users named ${JSON.stringify(userName)}: the event must name the user by id`, {
+      ...options,
+      code: ClientErrorCodes.ambiguousUser,
+      retryable: false,
+    });
     this.name = 'AmbiguousUserError';
     this.userName = userName;
     this.matches = matches;

@@ -271,7 +271,9 @@ const createTransport = (options: TransportOptions): Transport => {
 const describeBody = (response: RawResponse): string => {
   const type = response.headers['content-type'];
   const contentType = (Array.isArray(type) ? type[0] : type) ?? 'no content type';
-  return response.text === '' ? `empty, ${contentType}` : `${response.text.length} characters of ${contentType}`;
+  return response.text === ''
+    ? `empty, ${contentType}`
+    : `${response.text.length} characters of ${contentType}`;
 };
 
 /** `JSON.parse` of a body, `undefined` for an empty one. */

@@ -184,7 +184,8 @@ const createUserDirectory = (options: UserDirectoryOptions): UserDirectory => {
         interpret: (response) => {
           if (saysNoSuchUser(response)) return { value: undefined };
           // A gateway's 404 (APIGW.*, a page) falls through to GatewayError; any other 404 is unexplained.
-          if (response.status === 404 && !isGatewayNotFound(response)) return unexplainedNotFound(response, path);
+          if (response.status === 404 && !isGatewayNotFound(response))
+            return unexplainedNotFound(response, path);
           return undefined;
         },
       },

@@ -120,7 +120,6 @@ const createSwrServices = (config: SwrServicesConfig, hooks: SwrServicesHooks = 
   return { swr, users, auth, close };
 };
 
-export type { AuthConfig, AuthProvider } from './auth.ts';
 export {
   AmbiguousUserError,
   AuthError,
@@ -129,6 +128,7 @@ export {
   GatewayError,
   SwrApiError,
 } from './api-errors.ts';
+export type { AuthConfig, AuthProvider } from './auth.ts';
 export { assertEndpoint } from './endpoint.ts';
 export type { RateLimit, RateLimitWait } from './rate-limit.ts';
 export { defaultRateLimit } from './rate-limit.ts';

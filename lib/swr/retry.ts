@@ -138,7 +138,12 @@ const withRetry = async <T>(
       lastError = error;
       markAttempts(error, attempt);
       // Past (or about to pass) the deadline nothing gets better by trying again.
-      if (attempt >= maxAttempts || !shouldRetry(error) || isAborted(signal) || error instanceof DeadlineExceededError)
+      if (
+        attempt >= maxAttempts ||
+        !shouldRetry(error) ||
+        isAborted(signal) ||
+        error instanceof DeadlineExceededError
+      )
         throw error;
       const asked = retryAfterOf(error);
       if (asked !== undefined && asked > policy.maxRetryAfterMs) throw error;
