@@ -306,7 +306,12 @@ describe('rate limit', () => {
     const clock = { now: 1_000_000 };
     const limiter = createRateLimiter(
       { ratePerSecond: 1, burst: 1 },
-      { now: () => clock.now, sleep: async (ms) => void (clock.now += ms) },
+      {
+        now: () => clock.now,
+        sleep: async (ms) => {
+          clock.now += ms;
+        },
+      },
     );
     const { client, paths } = harnessFactory([{ status: 200, text: json(good) }], {
       rateLimiter: limiter,
