@@ -90,16 +90,18 @@ const encodeQuery = (params: Record<string, string> | ReadonlyArray<readonly [st
     .map(([key, value]) => `${rfc3986(key)}=${rfc3986(value)}`)
     .join('&');
 
+const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
 /**
- * Query parameters sorted by name then value, each side escaped.
+ * Query parameters sorted by name, then by value, as decoded (the SDKs sort before escaping, so
+ * `~` and `é` keep their order), then each side escaped.
  *
  * @example canonicalQuery('?name=John%20Smith&limit=2') // 'limit=2&name=John%20Smith'
  */
 const canonicalQuery = (rawQuery: string): string =>
   queryPairs(rawQuery)
-    .map(([key, value]) => [rfc3986(key), rfc3986(value)] as const)
-    .sort(([ka, va], [kb, vb]) => (ka === kb ? (va < vb ? -1 : va > vb ? 1 : 0) : ka < kb ? -1 : 1))
-    .map(([key, value]) => `${key}=${value}`)
+    .sort(([ka, va], [kb, vb]) => byText(ka, kb) || byText(va, vb))
+    .map(([key, value]) => `${rfc3986(key)}=${rfc3986(value)}`)
     .join('&');
 
 const lowerCaseHeaders = (headers: Record<string, string>): Map<string, string> =>

@@ -1351,3 +1351,34 @@ describe('hostile faults, on the wire', () => {
     expect(holds(answer.json as Record<string, unknown>)).toBe(true);
   });
 });
+
+describe('AK/SK signatures computed by the official SDK', () => {
+  it.each([
+    ['name=John%20Smith', '935fedbb098c33d189c70cf176b3ba5d2c328477467aa1b6e3b5dcfc18ba6d98', 200],
+    ['name=a%2Bb%20c&domain_id=d0', 'b39e27a4c011c85bde2d1a677149c35815c6487285384f76b1fa8c889ed11554', 200],
+    // The same signature over `+` instead of `%20`: to the gateway that is another query.
+    ['name=John+Smith', '935fedbb098c33d189c70cf176b3ba5d2c328477467aa1b6e3b5dcfc18ba6d98', 401],
+  ])('verifies GET /v3/users?%s', async (query, signature, status) => {
+    // Prepare: the request @huaweicloud/huaweicloud-sdk-core 3.1.211 signed (see test/unit/swr-signer.test.ts).
+    const account = 'd0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0';
+    const official = structuredClone(seed);
+    official.account.id = account;
+    official.credentials = [{ ak: 'AKEXAMPLE', sk: 'SKEXAMPLE-not-a-real-secret', userId: sa.id }];
+    clock = Date.UTC(2024, 4, 6, 7, 8, 9);
+    const sim = await start({ seed: official });
+
+    // Act
+    const answer = await call(`${sim.iamUrl}/v3/users?${query}`, {
+      headers: {
+        host: 'iam.myhuaweicloud.com',
+        'content-type': 'application/json',
+        'x-domain-id': account,
+        'x-sdk-date': '20240506T070809Z',
+        authorization: `SDK-HMAC-SHA256 Access=AKEXAMPLE, SignedHeaders=content-type;host;x-domain-id;x-sdk-date, Signature=${signature}`,
+      },
+    });
+
+    // Assess
+    expect(answer.status).toBe(status);
+  });
+});

@@ -215,6 +215,17 @@ describe('against the official SDK signer', () => {
       'name=a%2Bb%20c&domain_id=d0',
       'b39e27a4c011c85bde2d1a677149c35815c6487285384f76b1fa8c889ed11554',
     ],
+    // Sorted as decoded: `~` (0x7e) before `é`, though `%C3%A9` would sort before `~` escaped.
+    [
+      [
+        ['\u00e9k', '2'],
+        ['~k', '1'],
+        ['name', '\u00e9'],
+        ['name', '~'],
+      ] as Array<[string, string]>,
+      '%C3%A9k=2&~k=1&name=%C3%A9&name=~',
+      '84ee6b3b4028789c576cd3aac12a80629981be9923841159180bb67e7a007279',
+    ],
   ])('signs %j as the SDK does, with the query on the wire as %s', (query, wire, expected) => {
     // Prepare
     const url = new URL(`https://iam.myhuaweicloud.com/v3/users?${encodeQuery(query)}`);
