@@ -99,6 +99,33 @@ describe('runSimulateCommand', () => {
     await expect(getNamespace(urls.swr)).rejects.toThrow();
   });
 
+  it('serves with the faults and quota given on the command line', async () => {
+    // Prepare
+    const lines: string[] = [];
+    const stop = new AbortController();
+    const faults = JSON.stringify({
+      failTargets: [{ kind: 'namespace', gateway: 'not-published', times: 1 }],
+    });
+
+    // Act
+    const running = runSimulateCommand(['--faults', faults, '--quota', '1:1'], {
+      stdout: { write: (line) => lines.push(line) },
+      signal: stop.signal,
+    });
+    await waitFor(() => lines.length > 0);
+    const urls = JSON.parse(lines[0] ?? '{}') as { swr: string };
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i += 1) statuses.push(await getNamespace(urls.swr));
+    stop.abort();
+    await running;
+
+    // Assess: the rule answers once (a gateway 404, which spends the one-request burst); the quota
+    // of one request per second then refuses the next ones (429).
+    expect(statuses[0]).toBe(404);
+    expect(statuses).toContain(429);
+    expect(statuses.every((status) => status === 404 || status === 429 || status === 200)).toBe(true);
+  });
+
   it('rejects a seed file that does not exist', async () => {
     // Act / Assess
     await expect(runSimulateCommand(['--seed', '/nonexistent/seed.json'])).rejects.toThrow(
