@@ -286,8 +286,7 @@ const startSimulator = async (options: SimulatorOptions = {}): Promise<Simulator
     if (!faultable) return answer(match.route.handle(input, deps));
 
     const injected = faults.late(call);
-    if (injected !== undefined && !isFailure(injected)) return answer(echoFailure(injected, input));
-    if (injected !== undefined) return answer(injected);
+    if (injected !== undefined) return answer('kind' in injected ? echoFailure(injected, input) : injected);
     const lie = faults.lie(call);
     const restore = lie === 'ghost' || lie === 'html-not-applied' ? world.backup() : undefined;
     const reply = match.route.handle(input, deps);

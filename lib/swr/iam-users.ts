@@ -180,7 +180,12 @@ const createUserDirectory = (options: UserDirectoryOptions): UserDirectory => {
       {
         method: 'GET',
         path,
-        parse: parseWith(z.looseObject({ user: iamUserSchema })),
+        parse: (response) => {
+          const read = parseWith(z.looseObject({ user: iamUserSchema }))(response);
+          // An answer about someone else is no answer about this id (a cache or proxy mix-up).
+          if (read.user.id !== id) throw new Error(`IAM answered with another user for ${path}`);
+          return read;
+        },
         interpret: (response) => {
           if (saysNoSuchUser(response)) return { value: undefined };
           // A gateway's 404 (APIGW.*, a page) falls through to GatewayError; any other 404 is unexplained.
@@ -192,16 +197,6 @@ const createUserDirectory = (options: UserDirectoryOptions): UserDirectory => {
       callOptions,
     );
     if (answer === undefined) return remember(key, undefined);
-    if (answer.user.id !== id)
-      throw new SwrApiError({
-        service: 'IAM',
-        status: 200,
-        code: 'INVALID_RESPONSE',
-        serverMessage: `IAM answered with another user for ${path}`,
-        method: 'GET',
-        target: undefined,
-        retryable: true,
-      });
     return remember(key, { id: answer.user.id, name: answer.user.name });
   };
 
