@@ -166,7 +166,11 @@ const createTransport = (options: TransportOptions): Transport => {
     // One fresh set of credentials per logical call, whatever the number of attempts.
     let refreshed = false;
 
-    const attempt = async (remainingMs: number | undefined): Promise<T> => {
+    // Measured when each request leaves (after any rate-limit wait), so no request outlives the deadline.
+    const remainingMs = (): number =>
+      callOptions.deadline === undefined ? Number.POSITIVE_INFINITY : callOptions.deadline - clock.now();
+
+    const attempt = async (): Promise<T> => {
       for (;;) {
         await options.rateLimiter?.acquire({
           deadline: callOptions.deadline,
@@ -189,7 +193,7 @@ const createTransport = (options: TransportOptions): Transport => {
             headers: { 'Content-Type': 'application/json', Accept: 'application/json', ...authHeaders },
             body,
             target: request.target,
-            timeoutMs: Math.min(timeouts.requestTimeoutMs, remainingMs ?? Number.POSITIVE_INFINITY),
+            timeoutMs: Math.min(timeouts.requestTimeoutMs, remainingMs()),
             signal: callOptions.signal,
           });
         } catch (error) {
@@ -231,7 +235,7 @@ const createTransport = (options: TransportOptions): Transport => {
       }
     };
 
-    return withRetry(({ remainingMs }) => attempt(remainingMs), {
+    return withRetry(() => attempt(), {
       policy: options.retry,
       clock,
       deadline: callOptions.deadline,
