@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
+import { registerSecrets } from './redact.ts';
 import type { AuthConfig } from './swr/auth.ts';
 import { assertEndpoint } from './swr/endpoint.ts';
 
@@ -21,6 +22,8 @@ interface AppConfig {
   policyFile: string;
   /** SWR calls in flight at once, across targets. */
   swrConcurrency: number;
+  /** Token bucket over every SWR request of this instance, retries included (not IAM). */
+  swrRateLimit: { ratePerSecond: number; burst: number };
   retry: { maxAttempts: number; baseDelayMs: number; maxDelayMs: number };
   requestTimeoutMs: number;
   /** Time kept back from the Lambda deadline to answer SQS. */
@@ -74,12 +77,16 @@ const envSchema = z.object({
   HUAWEICLOUD_SDK_AK: trimmed,
   HUAWEICLOUD_SDK_SK: trimmed,
   HUAWEICLOUD_PROJECT_ID: trimmed,
+  HUAWEICLOUD_DOMAIN_ID: trimmed,
   HUAWEICLOUD_SECURITY_TOKEN: trimmed,
   TABLE_NAME: trimmed,
   ACCESS_CHANGES_DLQ_URL: trimmed,
   OFFBOARDING_DLQ_URL: trimmed,
   POLICY_FILE: trimmed,
   SWR_MAX_CONCURRENCY: intIn(1, 64, 8),
+  // Huawei's gateway allows 200 requests per second per API by default; stay well below it.
+  SWR_MAX_RPS: intIn(1, 1000, 50),
+  SWR_BURST: intIn(1, 1000, 20),
   RETRY_MAX_ATTEMPTS: intIn(1, 10, 4),
   RETRY_BASE_DELAY_MS: intIn(1, 60_000, 200),
   RETRY_MAX_DELAY_MS: intIn(1, 120_000, 5_000),
@@ -152,18 +159,24 @@ const authFromVariables = (
   const before = problems.length;
   if (env.SWR_AUTH_TOKEN !== undefined) return { kind: 'token', token: env.SWR_AUTH_TOKEN };
   if (env.HUAWEICLOUD_SDK_AK !== undefined || env.HUAWEICLOUD_SDK_SK !== undefined) {
+    // IAM is a global service: AK/SK calls to it name the account (X-Domain-Id).
     required(
       env,
-      ['HUAWEICLOUD_SDK_AK', 'HUAWEICLOUD_SDK_SK', 'HUAWEICLOUD_PROJECT_ID'],
+      ['HUAWEICLOUD_SDK_AK', 'HUAWEICLOUD_SDK_SK', 'HUAWEICLOUD_PROJECT_ID', 'HUAWEICLOUD_DOMAIN_ID'],
       problems,
       'for AK/SK signing',
     );
+    if (env.HUAWEICLOUD_DOMAIN_ID !== undefined && !/^[0-9a-f]{32}$/.test(env.HUAWEICLOUD_DOMAIN_ID))
+      problems.push(
+        'HUAWEICLOUD_DOMAIN_ID must be the account ID (32 lowercase hexadecimal characters), not its name',
+      );
     if (problems.length > before) return undefined;
     return {
       kind: 'aksk',
       ak: env.HUAWEICLOUD_SDK_AK!,
       sk: env.HUAWEICLOUD_SDK_SK!,
       projectId: env.HUAWEICLOUD_PROJECT_ID!,
+      domainId: env.HUAWEICLOUD_DOMAIN_ID!,
       securityToken: env.HUAWEICLOUD_SECURITY_TOKEN,
     };
   }
@@ -217,6 +230,8 @@ const readConfig = (
   source: Record<string, string | undefined>,
   options: ReadConfigOptions = {},
 ): AppConfig => {
+  // First of all: from here on no message, log line or error can carry these values.
+  registerSecrets([...secretVariables].map((name) => source[name]));
   const parsed = envSchema.safeParse(source);
   if (!parsed.success)
     throw new ConfigError(
@@ -249,6 +264,7 @@ const readConfig = (
     dlqUrls: { accessChanges: env.ACCESS_CHANGES_DLQ_URL, offboarding: env.OFFBOARDING_DLQ_URL },
     policyFile,
     swrConcurrency: env.SWR_MAX_CONCURRENCY,
+    swrRateLimit: { ratePerSecond: env.SWR_MAX_RPS, burst: env.SWR_BURST },
     retry: {
       maxAttempts: env.RETRY_MAX_ATTEMPTS,
       baseDelayMs: env.RETRY_BASE_DELAY_MS,
@@ -283,6 +299,7 @@ const authFromSecret = (secretString: string): AuthConfig => {
   const env: Record<string, string | undefined> = {};
   for (const [key, entry] of Object.entries(value))
     if (typeof entry === 'string' && entry.trim() !== '') env[key] = entry.trim();
+  registerSecrets([...secretVariables].map((name) => env[name]));
   const problems: string[] = [];
   const auth = authFromVariables(env, problems);
   if (auth === undefined || problems.length > 0)

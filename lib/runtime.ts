@@ -67,6 +67,7 @@ const swrServicesFor = (config: AppConfig, auth: AuthConfig, metrics: MetricsSin
       auth,
       retry: config.retry,
       timeouts: { requestTimeoutMs: config.requestTimeoutMs },
+      rateLimit: config.swrRateLimit,
     },
     {
       onRequest: () => metrics.count(MetricNames.apiCalls),

@@ -11,6 +11,7 @@ import { permissionOfLevel, targetKey } from '../domain.ts';
 import { ConfigError } from '../errors.ts';
 import { queueUrlVariables, type RedriveReport, redrive } from '../redrive.ts';
 import { runSimulateCommand } from '../sim/cli.ts';
+import { SimulatorConfigError } from '../sim/errors.ts';
 import { flag, intValue, parseCommandArgs, requiredString, stringValue } from './args.ts';
 import { type CliIo, type ExitCode, ExitCodes, line, table, UsageError, writeJson } from './io.ts';
 import { cliRequestTimeoutMs, requireTableName } from './services.ts';
@@ -224,14 +225,19 @@ const redriveCommand = async (argv: string[], io: CliIo): Promise<ExitCode> => {
   }
 };
 
-const simulateUsage = `usage: swr-access simulate [--port N] [--seed FILE] [--latency MS]
+const simulateUsage = `usage: swr-access simulate [--port N] [--seed FILE] [--latency MS] [--faults FILE|JSON]
+                         [--quota RPS[:BURST]] [--lenient-user-names] [--revoke-missing 404|204]
 
 Runs the SWR + IAM simulator in the foreground until SIGINT/SIGTERM. Prints one JSON line
 {"swr":"<url>","iam":"<url>"} on stdout once both listen. The IAM port is the SWR port + 1.
 
-  --port N       SWR port (default: one the OS picks)
-  --seed FILE    the simulated account (default: config/demo-seed.json)
-  --latency MS   added to every request`;
+  --port N               SWR port (default: one the OS picks)
+  --seed FILE            the simulated account (default: config/demo-seed.json)
+  --latency MS           added to every request
+  --faults FILE|JSON     fault settings (FaultConfig fields: rates, failTargets rules, quota, seed)
+  --quota RPS[:BURST]    the account's request quota across SWR calls (429 APIGW.0308 past it)
+  --lenient-user-names   accept a user_name that is not IAM's current name for the id
+  --revoke-missing CODE  DELETE of a user without a grant: 404 (default) or 204`;
 
 /** @example await simulateCommand(['--port', '9000'], io) // until SIGINT */
 const simulateCommand = async (argv: string[], io: CliIo): Promise<ExitCode> => {
@@ -239,10 +245,19 @@ const simulateCommand = async (argv: string[], io: CliIo): Promise<ExitCode> => 
     line(io.stdout, simulateUsage);
     return ExitCodes.ok;
   }
-  await runSimulateCommand(argv, {
-    stdout: io.stdout,
-    ...(io.signal === undefined ? {} : { signal: io.signal }),
-  });
+  try {
+    await runSimulateCommand(argv, {
+      stdout: io.stdout,
+      ...(io.signal === undefined ? {} : { signal: io.signal }),
+    });
+  } catch (error) {
+    // The simulator has its own error classes; for the CLI a bad argument or seed is a usage error.
+    if (error instanceof SimulatorConfigError)
+      throw new ConfigError(error.message.split('\n')[0] ?? error.message, error.problems, undefined, {
+        cause: error,
+      });
+    throw error;
+  }
   return ExitCodes.ok;
 };
 

@@ -60,6 +60,7 @@ const openSwr = async (config: AppConfig): Promise<SwrContext> => {
     auth,
     retry: config.retry,
     timeouts: { requestTimeoutMs: config.requestTimeoutMs },
+    rateLimit: config.swrRateLimit,
   });
   return { config, policy, swr: services.swr, directory: services.users, close: () => services.close() };
 };

@@ -59,6 +59,10 @@ const canonicalUri = (rawPath: string): string => {
   return uri.endsWith('/') ? uri : `${uri}/`;
 };
 
+/**
+ * The query as the gateway signs it: pairs percent-decoded (a `+` stays a plus sign: the SDKs send
+ * a space as `%20`), sorted by decoded name then value (the SDKs sort before escaping), escaped.
+ */
 const canonicalQuery = (rawQuery: string): string =>
   rawQuery
     .split('&')
@@ -67,10 +71,12 @@ const canonicalQuery = (rawQuery: string): string =>
       const eq = pair.indexOf('=');
       const key = decodeLenient(eq < 0 ? pair : pair.slice(0, eq));
       const value = eq < 0 ? '' : decodeLenient(pair.slice(eq + 1));
-      return [uriEncode(key), uriEncode(value)] as const;
+      return { key, value };
     })
-    .sort(([ak, av], [bk, bv]) => (ak === bk ? (av < bv ? -1 : av > bv ? 1 : 0) : ak < bk ? -1 : 1))
-    .map(([key, value]) => `${key}=${value}`)
+    .sort((a, b) =>
+      a.key === b.key ? (a.value < b.value ? -1 : a.value > b.value ? 1 : 0) : a.key < b.key ? -1 : 1,
+    )
+    .map(({ key, value }) => `${uriEncode(key)}=${uriEncode(value)}`)
     .join('&');
 
 const headerValue = (headers: IncomingHttpHeaders, name: string): string | undefined => {

@@ -5,7 +5,9 @@
  */
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ConfigError } from '../errors.ts';
+import { SimulatorConfigError } from './errors.ts';
+import { readFaults } from './fault-options.ts';
+import type { FaultConfig } from './faults.ts';
 import { demoSeedPath, loadSeed } from './seed.ts';
 import { startSimulator } from './server.ts';
 
@@ -13,6 +15,9 @@ interface SimulateArgs {
   port: number;
   seedPath: string;
   latencyMs: number;
+  faults: Partial<FaultConfig>;
+  strictUserNames: boolean;
+  revokeMissing: '404' | '204';
 }
 
 interface SimulateIo {
@@ -21,17 +26,36 @@ interface SimulateIo {
   signal?: AbortSignal;
 }
 
-const usage = 'usage: swr-access simulate [--port N] [--seed FILE] [--latency MS]';
+const usage =
+  'usage: swr-access simulate [--port N] [--seed FILE] [--latency MS] [--faults FILE|JSON] [--quota RPS[:BURST]] [--lenient-user-names] [--revoke-missing 404|204]';
 
 const whole = (flag: string, value: string | undefined, max: number): number => {
   if (value === undefined || !/^\d+$/.test(value) || Number(value) > max)
-    throw new ConfigError(`${flag} needs an integer from 0 to ${max}`, [usage]);
+    throw new SimulatorConfigError(`${flag} needs an integer from 0 to ${max}`, [usage]);
   return Number(value);
 };
 
-/** @example parseSimulateArgs(['--port', '9000']) // { port: 9000, seedPath: '…/config/demo-seed.json', latencyMs: 0 } */
+/** `RPS` or `RPS:BURST` (burst defaults to RPS). */
+const quotaOf = (value: string | undefined): FaultConfig['quota'] => {
+  const m = /^(\d{1,6})(?::(\d{1,6}))?$/.exec(value ?? '');
+  if (m === null || Number(m[1]) === 0 || (m[2] !== undefined && Number(m[2]) === 0))
+    throw new SimulatorConfigError('--quota needs RPS or RPS:BURST, both whole numbers above 0', [usage]);
+  return { ratePerSecond: Number(m[1]), burst: Number(m[2] ?? m[1]) };
+};
+
+/**
+ * @example parseSimulateArgs(['--port', '9000', '--faults', '{"malformedRate":0.1}'])
+ * // { port: 9000, seedPath: '…/config/demo-seed.json', latencyMs: 0, faults: { malformedRate: 0.1 }, … }
+ */
 const parseSimulateArgs = (argv: string[]): SimulateArgs => {
-  const args: SimulateArgs = { port: 0, seedPath: demoSeedPath, latencyMs: 0 };
+  const args: SimulateArgs = {
+    port: 0,
+    seedPath: demoSeedPath,
+    latencyMs: 0,
+    faults: {},
+    strictUserNames: true,
+    revokeMissing: '404',
+  };
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i] ?? '';
     const eq = arg.indexOf('=');
@@ -49,15 +73,37 @@ const parseSimulateArgs = (argv: string[]): SimulateArgs => {
         break;
       case '--seed': {
         const path = value();
-        if (path === undefined || path === '') throw new ConfigError('--seed needs a file', [usage]);
+        if (path === undefined || path === '') throw new SimulatorConfigError('--seed needs a file', [usage]);
         args.seedPath = resolve(path);
         break;
       }
       case '--latency':
         args.latencyMs = whole(flag, value(), 60_000);
         break;
+      case '--faults': {
+        const given = value();
+        if (given === undefined || given === '')
+          throw new SimulatorConfigError('--faults needs a file or JSON', [usage]);
+        args.faults = { ...args.faults, ...readFaults(given) };
+        break;
+      }
+      case '--quota':
+        args.faults = { ...args.faults, quota: quotaOf(value()) };
+        break;
+      case '--lenient-user-names':
+        if (inline !== undefined)
+          throw new SimulatorConfigError('--lenient-user-names takes no value', [usage]);
+        args.strictUserNames = false;
+        break;
+      case '--revoke-missing': {
+        const given = value();
+        if (given !== '404' && given !== '204')
+          throw new SimulatorConfigError('--revoke-missing needs 404 or 204', [usage]);
+        args.revokeMissing = given;
+        break;
+      }
       default:
-        throw new ConfigError(`unknown argument ${arg}`, [usage]);
+        throw new SimulatorConfigError(`unknown argument ${arg}`, [usage]);
     }
   }
   return args;
@@ -93,6 +139,9 @@ const runSimulateCommand = async (argv: string[], io: SimulateIo = {}): Promise<
     swrPort: args.port,
     iamPort: args.port === 0 ? 0 : args.port + 1,
     latencyMs: args.latencyMs,
+    faults: args.faults,
+    strictUserNames: args.strictUserNames,
+    revokeMissing: args.revokeMissing,
   });
   // Listen for signals only once started, so a failed start leaves no handler behind.
   const stopped = stopRequested(io.signal);

@@ -20,6 +20,8 @@ interface HandlerDeps {
   world: World;
   auth: Authenticator;
   revokeMissing: RevokeMissing;
+  /** POST/PATCH refuse a user_name that is not IAM's current name for the id (4001066). */
+  strictUserNames: boolean;
   now: () => number;
 }
 
@@ -27,7 +29,7 @@ interface SimRoute extends Routable {
   service: Service;
   /** False only where the handler authenticates by itself (password in the body). */
   authenticate: boolean;
-  /** What fault rules see; present on every faultable SWR route. */
+  /** What fault rules see; present on every faultable route (SWR permissions and lists, IAM). */
   call?: (params: Record<string, string>, query: URLSearchParams) => Call;
   handle: (input: HandlerInput, deps: HandlerDeps) => Reply | Failure;
 }

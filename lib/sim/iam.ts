@@ -144,8 +144,9 @@ const userView = (user: SimUser, input: HandlerInput, deps: HandlerDeps) => ({
 
 const showUser = (input: HandlerInput, deps: HandlerDeps): Reply | Failure => {
   const user = deps.world.users.get(input.params.id ?? '');
+  // The documented IAM answer for a missing resource: `Could not find %(target)s: %(target_id)s.`
   if (user === undefined)
-    return failure(404, 'IAM.0004', `could not find user ${input.params.id ?? ''}`, ErrorShapes.flat);
+    return failure(404, 'IAM.0004', `Could not find user: ${input.params.id ?? ''}.`, ErrorShapes.flat);
   return { status: 200, body: { user: userView(user, input, deps) } };
 };
 
@@ -160,9 +161,30 @@ const listUsers = (input: HandlerInput, deps: HandlerDeps): Reply | Failure => {
 };
 
 const iamRoutes: readonly SimRoute[] = [
-  { method: 'POST', template: '/v3/auth/tokens', service: 'iam', authenticate: false, handle: issueToken },
-  { method: 'GET', template: '/v3/users/{id}', service: 'iam', authenticate: true, handle: showUser },
-  { method: 'GET', template: '/v3/users', service: 'iam', authenticate: true, handle: listUsers },
+  {
+    method: 'POST',
+    template: '/v3/auth/tokens',
+    service: 'iam',
+    authenticate: false,
+    call: () => ({ method: 'POST', kind: 'iam', target: 'tokens' }),
+    handle: issueToken,
+  },
+  {
+    method: 'GET',
+    template: '/v3/users/{id}',
+    service: 'iam',
+    authenticate: true,
+    call: (p) => ({ method: 'GET', kind: 'iam', target: `users/${p.id ?? ''}` }),
+    handle: showUser,
+  },
+  {
+    method: 'GET',
+    template: '/v3/users',
+    service: 'iam',
+    authenticate: true,
+    call: (_, q) => ({ method: 'GET', kind: 'iam', target: `users?name=${q.get('name') ?? ''}` }),
+    handle: listUsers,
+  },
 ];
 
 export { iamRoutes };

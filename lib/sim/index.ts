@@ -8,9 +8,19 @@
  * await sim.close();
  */
 export type { RevokeMissing } from './access.ts';
-export { SimulatorUsageError } from './errors.ts';
-export type { CallKind, FailTarget, FaultConfig } from './faults.ts';
-export { defaultFaults } from './faults.ts';
+export { SimulatorConfigError, SimulatorError, SimulatorUsageError } from './errors.ts';
+export { parseFaults, readFaults } from './fault-options.ts';
+export type {
+  CallKind,
+  FailTarget,
+  FaultConfig,
+  FaultRule,
+  GatewayVariant,
+  LyingWrite,
+  MalformedVariant,
+  QuotaConfig,
+} from './faults.ts';
+export { defaultFaults, GatewayVariants, LyingWrites, MalformedVariants } from './faults.ts';
 export type { SimulatorSeed } from './seed.ts';
 export { demoSeedPath, loadSeed, parseSeed } from './seed.ts';
 export type { RequestLogEntry, Simulator, SimulatorOptions } from './server.ts';

@@ -12,6 +12,8 @@ interface Reply {
   status: number;
   /** Serialised as JSON when present; absent means an empty body. */
   body?: unknown;
+  /** Sent as is instead of `body` (pages, cut-off bodies): what a faulty answer looks like. */
+  raw?: { text: string; contentType: string };
   headers?: Record<string, string>;
 }
 

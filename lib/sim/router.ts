@@ -47,4 +47,26 @@ const matchRoute = <R extends Routable>(
 };
 
 export type { Routable, RouteMatch };
-export { matchRoute };
+
+/**
+ * The query as the gateway reads it: `&`-separated, percent-decoded, `+` kept as a plus sign (the
+ * official SDKs never send `+` for a space: they send `%20`, and sign it that way).
+ */
+const parseQuery = (rawQuery: string): URLSearchParams => {
+  const params = new URLSearchParams();
+  for (const pair of rawQuery.split('&')) {
+    if (pair === '') continue;
+    const eq = pair.indexOf('=');
+    const decode = (part: string) => {
+      try {
+        return decodeURIComponent(part);
+      } catch {
+        return part;
+      }
+    };
+    params.append(decode(eq < 0 ? pair : pair.slice(0, eq)), decode(eq < 0 ? '' : pair.slice(eq + 1)));
+  }
+  return params;
+};
+
+export { matchRoute, parseQuery };

@@ -7,8 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { ConfigError } from '../errors.ts';
-import { namespaceRule, repositoryRule } from '../swr/names.ts';
+import { SimulatorConfigError } from './errors.ts';
+import { namespaceProblem, repositoryProblem } from './names.ts';
 
 const hex32 = z.string().regex(/^[0-9a-f]{32}$/, 'must be 32 lowercase hexadecimal characters');
 
@@ -23,14 +23,14 @@ const nameOf = (rule: (value: unknown) => string | undefined) =>
 const grantSchema = z.strictObject({ userId: hex32, auth: level });
 
 const repositorySchema = z.strictObject({
-  name: nameOf(repositoryRule),
+  name: nameOf(repositoryProblem),
   category: z.string().min(1).optional(),
   description: z.string().optional(),
   grants: z.array(grantSchema).optional(),
 });
 
 const namespaceSchema = z.strictObject({
-  name: nameOf(namespaceRule),
+  name: nameOf(namespaceProblem),
   grants: z.array(grantSchema).optional(),
   repositories: z.array(repositorySchema),
 });
@@ -64,13 +64,11 @@ const seedSchema = z
   })
   .superRefine((seed, ctx) => {
     const problem = (path: PropertyKey[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+    // Two users may share a name (IAM allows it across federation and re-creation); never an id.
     const ids = new Set<string>([seed.serviceAccount.id]);
-    const names = new Set<string>([seed.serviceAccount.name]);
     seed.users.forEach((user, i) => {
       if (ids.has(user.id)) problem(['users', i, 'id'], `duplicate user id ${user.id}`);
-      if (names.has(user.name)) problem(['users', i, 'name'], `duplicate user name ${user.name}`);
       ids.add(user.id);
-      names.add(user.name);
     });
     const aks = new Set<string>();
     (seed.credentials ?? []).forEach((credential, i) => {
@@ -109,14 +107,14 @@ type SimulatorSeed = z.infer<typeof seedSchema>;
 const demoSeedPath = fileURLToPath(new URL('../../config/demo-seed.json', import.meta.url));
 
 /**
- * Validates a seed value; throws a ConfigError listing every problem.
+ * Validates a seed value; throws a SimulatorConfigError listing every problem.
  *
  * @example const seed = parseSeed(JSON.parse(text));
  */
 const parseSeed = (value: unknown): SimulatorSeed => {
   const parsed = seedSchema.safeParse(value);
   if (parsed.success) return parsed.data;
-  throw new ConfigError(
+  throw new SimulatorConfigError(
     'invalid simulator seed',
     parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`),
   );
@@ -132,13 +130,13 @@ const loadSeed = (path: string = demoSeedPath): SimulatorSeed => {
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    throw new ConfigError(`cannot read simulator seed ${path}`, [], undefined, { cause: error });
+    throw new SimulatorConfigError(`cannot read simulator seed ${path}`, [], { cause: error });
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (error) {
-    throw new ConfigError(`simulator seed ${path} is not JSON`, [], undefined, { cause: error });
+    throw new SimulatorConfigError(`simulator seed ${path} is not JSON`, [], { cause: error });
   }
   return parseSeed(value);
 };

@@ -11,10 +11,11 @@ import type { AuthLevel, Target } from '../domain.ts';
 import type { RevokeMissing } from './access.ts';
 import { Authenticator, type Service } from './auth.ts';
 import type { HandlerDeps, HandlerInput, SimRoute } from './context.ts';
-import { type FaultConfig, FaultInjector } from './faults.ts';
+import { type EchoFault, type FaultConfig, FaultInjector, type LyingWrite } from './faults.ts';
 import { iamRoutes } from './iam.ts';
+import { htmlPage, malformBody } from './malformed.ts';
 import { ErrorShapes, type Failure, failure, failureReply, isFailure, type Reply } from './replies.ts';
-import { matchRoute } from './router.ts';
+import { matchRoute, parseQuery } from './router.ts';
 import { loadSeed, type SimulatorSeed } from './seed.ts';
 import { swrRoutes } from './swr.ts';
 import { type PermissionsSnapshot, World } from './world.ts';
@@ -33,6 +34,11 @@ interface SimulatorOptions {
   tokenTtlSeconds?: number;
   /** DELETE of a user who holds nothing: 404 4040091 after revoking the others (default), or 204. */
   revokeMissing?: RevokeMissing;
+  /**
+   * POST/PATCH refuse (400 SVCSTG.SWR.4001066) a user_name that is not IAM's current name for the
+   * user_id, as SWR checks names against IAM. Default true.
+   */
+  strictUserNames?: boolean;
   /** The simulator clock (token expiry, X-Sdk-Date skew, lockouts); default Date.now. */
   now?: () => number;
 }
@@ -60,6 +66,14 @@ interface Simulator {
   permissions(): PermissionsSnapshot;
   setPermission(target: Target, userId: string, auth: AuthLevel | undefined): void;
   addRepository(namespace: string, repository: string): void;
+  /** A new IAM user (id generated unless given); its name may be another user's too. */
+  addUser(user: { name: string; id?: string; enabled?: boolean }): { id: string; name: string };
+  /** The user disappears from IAM; SWR grants it holds remain. */
+  deleteUser(id: string): void;
+  /** IAM's name for the user changes; grants keep the name they were made with. */
+  renameUser(id: string, name: string): void;
+  /** IAM users with this exact name (more than one when names are shared). */
+  iamUsers(name?: string): Array<{ id: string; name: string }>;
   close(): Promise<void>;
 }
 
@@ -139,8 +153,14 @@ const startSimulator = async (options: SimulatorOptions = {}): Promise<Simulator
   const seed = options.seed ?? loadSeed();
   const world = new World(seed, now);
   const auth = new Authenticator(world, now, options.tokenTtlSeconds ?? 24 * 60 * 60);
-  const faults = new FaultInjector({ latencyMs: options.latencyMs ?? 0, ...options.faults });
-  const deps: HandlerDeps = { world, auth, revokeMissing: options.revokeMissing ?? '404', now };
+  const faults = new FaultInjector({ latencyMs: options.latencyMs ?? 0, ...options.faults }, now);
+  const deps: HandlerDeps = {
+    world,
+    auth,
+    revokeMissing: options.revokeMissing ?? '404',
+    strictUserNames: options.strictUserNames ?? true,
+    now,
+  };
   const counts = new Map<string, number>();
   const log = new RingLog<RequestLogEntry>(logCapacity);
   const timers = new Set<NodeJS.Timeout>();
@@ -158,14 +178,45 @@ const startSimulator = async (options: SimulatorOptions = {}): Promise<Simulator
 
   const send = (res: ServerResponse, reply: Reply, requestId: string): void => {
     if (res.headersSent || res.destroyed) return;
-    const payload = reply.body === undefined ? undefined : Buffer.from(JSON.stringify(reply.body));
+    const payload =
+      reply.raw !== undefined
+        ? Buffer.from(reply.raw.text)
+        : reply.body === undefined
+          ? undefined
+          : Buffer.from(JSON.stringify(reply.body));
     res.statusCode = reply.status;
     res.setHeader('X-Request-Id', requestId);
     for (const [name, value] of Object.entries(reply.headers ?? {})) res.setHeader(name, value);
-    if (payload !== undefined) res.setHeader('Content-Type', 'application/json;charset=utf-8');
+    if (reply.raw !== undefined) res.setHeader('Content-Type', reply.raw.contentType);
+    else if (payload !== undefined) res.setHeader('Content-Type', 'application/json;charset=utf-8');
     if (reply.status !== 204) res.setHeader('Content-Length', payload?.length ?? 0);
     res.end(payload);
   };
+
+  /** A failure whose message quotes what the request carried, as some gateways and IAM do. */
+  const echoFailure = (fault: EchoFault, input: HandlerInput): Failure => {
+    const header = (name: string) => {
+      const value = input.headers[name];
+      return Array.isArray(value) ? value.join(',') : (value ?? '');
+    };
+    const quoted = [
+      `X-Auth-Token: ${header('x-auth-token')}`,
+      `Authorization: ${header('authorization')}`,
+      `X-Security-Token: ${header('x-security-token')}`,
+      `body: ${input.body.toString('utf8').slice(0, 2000)}`,
+    ].join('; ');
+    return failure(fault.status, fault.code, `request refused (${quoted})`, ErrorShapes.flat);
+  };
+
+  /** The success answer as a lying write sends it: the page instead of the (empty) body. */
+  const lyingReply = (reply: Reply, lie: LyingWrite): Reply =>
+    lie === 'ghost'
+      ? reply
+      : {
+          ...reply,
+          status: reply.status === 204 ? 200 : reply.status,
+          raw: { text: htmlPage(), contentType: 'text/html;charset=utf-8' },
+        };
 
   const serve = async (
     service: Service,
@@ -199,10 +250,12 @@ const startSimulator = async (options: SimulatorOptions = {}): Promise<Simulator
       );
     if (body === undefined) return answer(failure(400, 'SVCSTG.SWR.4000014', 'request body too large'));
 
-    const faultable = service === 'swr' ? match.route.call !== undefined : faults.iamFaults;
+    const query = parseQuery(rawQuery);
+    const call = match.route.call?.(match.params, query);
+    const faultable = call !== undefined && faults.applies(call);
     if (faultable) {
       if (faults.latencyMs > 0) await delay(faults.latencyMs);
-      const early = faults.early();
+      const early = faults.early(call);
       if (early?.kind === 'hang') return record(0);
       if (early?.kind === 'reset') {
         record(0);
@@ -210,9 +263,10 @@ const startSimulator = async (options: SimulatorOptions = {}): Promise<Simulator
         return;
       }
       if (early?.kind === 'fail') return answer(early.failure);
+      if (early?.kind === 'page')
+        return answer({ status: early.status, raw: { text: early.html, contentType: 'text/html' } });
     }
 
-    const query = new URLSearchParams(rawQuery);
     const input: HandlerInput = {
       method,
       rawPath,
@@ -229,12 +283,22 @@ const startSimulator = async (options: SimulatorOptions = {}): Promise<Simulator
       if (isFailure(caller)) return answer(caller);
       input.caller = caller;
     }
-    if (faultable) {
-      const call = match.route.call?.(match.params, query) ?? { method, kind: 'iam' as const, target: '' };
-      const injected = faults.late(call);
-      if (injected !== undefined) return answer(injected);
+    if (!faultable) return answer(match.route.handle(input, deps));
+
+    const injected = faults.late(call);
+    if (injected !== undefined) return answer('kind' in injected ? echoFailure(injected, input) : injected);
+    const lie = faults.lie(call);
+    const restore = lie === 'ghost' || lie === 'html-not-applied' ? world.backup() : undefined;
+    const reply = match.route.handle(input, deps);
+    if (isFailure(reply) || reply.status < 200 || reply.status >= 300) return answer(reply);
+    if (lie !== undefined) {
+      restore?.();
+      return answer(lyingReply(reply, lie));
     }
-    answer(match.route.handle(input, deps));
+    const variant = faults.malformed(call);
+    answer(
+      variant === undefined ? reply : { ...reply, body: undefined, raw: malformBody(reply.body, variant) },
+    );
   };
 
   const listener =
@@ -275,6 +339,17 @@ const startSimulator = async (options: SimulatorOptions = {}): Promise<Simulator
     permissions: () => world.snapshot(),
     setPermission: (target, userId, level) => world.setPermission(target, userId, level),
     addRepository: (namespace, repository) => world.addRepository(namespace, repository),
+    addUser: (user) => {
+      const created = world.addUser(user);
+      return { id: created.id, name: created.name };
+    },
+    deleteUser: (id) => world.deleteUser(id),
+    renameUser: (id, name) => world.renameUser(id, name),
+    iamUsers: (name) =>
+      (name === undefined ? [...world.users.values()] : world.usersByName(name)).map((u) => ({
+        id: u.id,
+        name: u.name,
+      })),
     close: () => {
       closing = true;
       for (const timer of timers) clearTimeout(timer);

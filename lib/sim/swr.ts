@@ -3,9 +3,9 @@
  * repository lists (v2 offset paging, the old packed `filter=` form, and v3 markers).
  */
 import type { AuthLevel, Target, UserAuth } from '../domain.ts';
-import { namespaceRule, repositoryRule, userIdRule } from '../swr/names.ts';
 import { changeAll, grantAll, revokeAll } from './access.ts';
 import type { HandlerDeps, HandlerInput, SimRoute } from './context.ts';
+import { namespaceProblem, repositoryProblem, userIdProblem, userNameProblem } from './names.ts';
 import { type Failure, failure, isFailure, type Reply } from './replies.ts';
 import type { Holdings, RepositoryRecord } from './world.ts';
 
@@ -13,7 +13,8 @@ const Codes = {
   invalidName: 'SVCSTG.SWR.4001091',
   invalidParameter: 'SVCSTG.SWR.4000014',
   invalidAuth: 'SVCSTG.SWR.4001065',
-  invalidUser: 'SVCSTG.SWR.4001066',
+  invalidUserName: 'SVCSTG.SWR.4001066',
+  invalidUserId: 'SVCSTG.SWR.4001067',
   selfGrant: 'SVCSTG.SWR.4030170',
   forbidden: 'SVCSTG.SWR.4039002',
 } as const;
@@ -25,12 +26,12 @@ const contentTypeOk = (value: string | undefined): boolean =>
 
 const targetOf = (params: Record<string, string>): Target | Failure => {
   const namespace = params.ns ?? '';
-  const nsBroken = namespaceRule(namespace);
+  const nsBroken = namespaceProblem(namespace);
   if (nsBroken !== undefined) return failure(400, Codes.invalidName, `invalid namespace: ${nsBroken}`);
   if (params.repo === undefined) return { kind: 'namespace', namespace };
   // `$` stands for `/` in the path (seed 000/002).
   const repository = params.repo.replaceAll('$', '/');
-  const repoBroken = repositoryRule(repository);
+  const repoBroken = repositoryProblem(repository);
   if (repoBroken !== undefined) return failure(400, Codes.invalidName, `invalid repository: ${repoBroken}`);
   return { kind: 'repo', namespace, repository };
 };
@@ -57,24 +58,42 @@ const parseUserAuths = (items: unknown[]): UserAuth[] | Failure => {
     if (typeof item !== 'object' || item === null || Array.isArray(item))
       return badParameter(`item ${i} must be an object {user_id, user_name, auth}`);
     const { user_id: userId, user_name: userName, auth } = item as Record<string, unknown>;
-    if (userIdRule(userId) !== undefined)
-      return failure(400, Codes.invalidUser, `item ${i}: user_id ${userIdRule(userId)}`);
-    if (typeof userName !== 'string' || userName.trim() === '')
-      return failure(400, Codes.invalidUser, `item ${i}: user_name is required`);
+    const idProblem = userIdProblem(userId);
+    if (idProblem !== undefined) return failure(400, Codes.invalidUserId, `item ${i}: ${idProblem}`);
+    const nameProblem = userNameProblem(userName);
+    if (nameProblem !== undefined) return failure(400, Codes.invalidUserName, `item ${i}: ${nameProblem}`);
     if (auth !== 1 && auth !== 3 && auth !== 7)
       return failure(400, Codes.invalidAuth, `item ${i}: auth must be 7 (manage), 3 (write) or 1 (read)`);
     if (seen.has(userId as string)) return badParameter(`item ${i}: user_id ${userId} appears twice`);
     seen.add(userId as string);
-    users.push({ user_id: userId as string, user_name: userName, auth: auth as AuthLevel });
+    users.push({ user_id: userId as string, user_name: userName as string, auth: auth as AuthLevel });
   }
   return users;
+};
+
+/**
+ * What SWR checks against IAM before granting: the user must exist, and (strict names) the name
+ * sent must be IAM's current name for that id. The whole array fails for one bad user.
+ */
+const iamProblem = (users: UserAuth[], deps: HandlerDeps): Failure | undefined => {
+  for (const user of users) {
+    const known = deps.world.users.get(user.user_id);
+    if (known === undefined) return failure(400, Codes.invalidUserId, `IAM has no user ${user.user_id}`);
+    if (deps.strictUserNames && known.name !== user.user_name)
+      return failure(
+        400,
+        Codes.invalidUserName,
+        `user_name ${JSON.stringify(user.user_name)} is not the IAM name of user ${user.user_id}`,
+      );
+  }
+  return undefined;
 };
 
 const parseUserIds = (items: unknown[]): string[] | Failure => {
   const seen = new Set<string>();
   for (const [i, item] of items.entries()) {
-    const broken = userIdRule(item);
-    if (broken !== undefined) return failure(400, Codes.invalidUser, `item ${i}: ${broken}`);
+    const broken = userIdProblem(item);
+    if (broken !== undefined) return failure(400, Codes.invalidUserId, `item ${i}: ${broken}`);
     if (seen.has(item as string)) return badParameter(`item ${i}: user id ${item} appears twice`);
     seen.add(item as string);
   }
@@ -143,8 +162,8 @@ const access = (input: HandlerInput, deps: HandlerDeps): Reply | Failure => {
   const users = parseUserAuths(items);
   if (isFailure(users)) return users;
   if (users.some((u) => u.user_id === input.caller)) return selfRefused();
-  const unknown = users.find((u) => !deps.world.users.has(u.user_id));
-  if (unknown !== undefined) return failure(400, Codes.invalidUser, `IAM has no user ${unknown.user_id}`);
+  const refused = iamProblem(users, deps);
+  if (refused !== undefined) return refused;
   if (input.method === 'POST')
     return grantAll(holdings, target, users) ?? { status: target.kind === 'repo' ? 201 : 200 };
   return changeAll(holdings, target, users) ?? { status: 201 };
@@ -179,8 +198,8 @@ const listQuery = (query: URLSearchParams, offsetName: string): ListQuery | Fail
     }
   const read = (name: string) => (packed !== null ? fields.get(name) : (query.get(name) ?? undefined));
   const namespace = read('namespace');
-  if (namespace !== undefined && namespaceRule(namespace) !== undefined)
-    return failure(400, Codes.invalidName, `invalid namespace: ${namespaceRule(namespace)}`);
+  if (namespace !== undefined && namespaceProblem(namespace) !== undefined)
+    return failure(400, Codes.invalidName, `invalid namespace: ${namespaceProblem(namespace)}`);
   const offset = integer(read(offsetName), offsetName, 0, 1_000_000_000);
   if (isFailure(offset)) return offset;
   const limit = integer(read('limit'), 'limit', 1, 1000);

@@ -4,8 +4,8 @@
  * so `snapshot()` shows exactly what other users hold.
  */
 import type { AuthLevel, Target } from '../domain.ts';
-import { namespaceRule, repositoryRule, userIdRule } from '../swr/names.ts';
 import { SimulatorUsageError } from './errors.ts';
+import { namespaceProblem, repositoryProblem, userIdProblem } from './names.ts';
 import { type Failure, failure } from './replies.ts';
 import type { SimulatorSeed } from './seed.ts';
 
@@ -80,9 +80,37 @@ class World {
     return this.seed.serviceAccount.id;
   }
 
-  userByName(name: string): SimUser | undefined {
-    for (const user of this.users.values()) if (user.name === name) return user;
-    return undefined;
+  /** Every IAM user with exactly this name: IAM names are unique per account only by convention. */
+  usersByName(name: string): SimUser[] {
+    return [...this.users.values()].filter((user) => user.name === name);
+  }
+
+  /**
+   * A new IAM user (a generated id unless given). Another user may already carry the name: real
+   * accounts end up there through federation and re-created users, and clients must notice.
+   */
+  addUser(user: { name: string; id?: string; enabled?: boolean }): SimUser {
+    const id = user.id ?? this.#newUserId();
+    if (userIdProblem(id) !== undefined) throw new SimulatorUsageError(`not an IAM user id: ${id}`);
+    if (this.users.has(id)) throw new SimulatorUsageError(`IAM user ${id} exists already`);
+    if (user.name === '') throw new SimulatorUsageError('an IAM user needs a name');
+    const created = { id, name: user.name, enabled: user.enabled ?? true };
+    this.users.set(id, created);
+    return created;
+  }
+
+  /** The user leaves IAM; the SWR grants it held stay (as when someone deletes a user in the console). */
+  deleteUser(id: string): void {
+    if (id === this.serviceAccountId) throw new SimulatorUsageError('the service account cannot be deleted');
+    if (!this.users.delete(id)) throw new SimulatorUsageError(`IAM has no user ${id}`);
+  }
+
+  /** IAM's name changes; grants keep the name they were given (SWR stores what it was sent). */
+  renameUser(id: string, name: string): void {
+    const user = this.users.get(id);
+    if (user === undefined) throw new SimulatorUsageError(`IAM has no user ${id}`);
+    if (name === '') throw new SimulatorUsageError('an IAM user needs a name');
+    user.name = name;
   }
 
   /** The grants held on a target, or the 404 SWR answers for it. */
@@ -111,14 +139,14 @@ class World {
   }
 
   addRepository(namespace: string, repository: string): void {
-    const broken = namespaceRule(namespace) ?? repositoryRule(repository);
+    const broken = namespaceProblem(namespace) ?? repositoryProblem(repository);
     if (broken !== undefined)
       throw new SimulatorUsageError(`cannot add ${namespace}/${repository}: ${broken}`);
     this.#ensureRepository(this.#ensureNamespace(namespace), repository);
   }
 
   setPermission(target: Target, userId: string, auth: AuthLevel | undefined): void {
-    if (userIdRule(userId) !== undefined) throw new SimulatorUsageError(`not an IAM user id: ${userId}`);
+    if (userIdProblem(userId) !== undefined) throw new SimulatorUsageError(`not an IAM user id: ${userId}`);
     if (userId === this.serviceAccountId)
       throw new SimulatorUsageError('the service account is implicitly manager everywhere');
     const holdings = this.holdings(target);
@@ -131,6 +159,21 @@ class World {
     throw new SimulatorUsageError(holdings.message);
   }
 
+  /** Copies every grant; the returned function puts them back (a write that must not have happened). */
+  backup(): () => void {
+    const saved = [...this.namespaces.values()].map((ns) => ({
+      ns,
+      grants: new Map(ns.grants),
+      repositories: [...ns.repositories.values()].map((repo) => ({ repo, grants: new Map(repo.grants) })),
+    }));
+    return () => {
+      for (const { ns, grants, repositories } of saved) {
+        ns.grants = grants;
+        for (const { repo, grants: repoGrants } of repositories) repo.grants = repoGrants;
+      }
+    };
+  }
+
   snapshot(): PermissionsSnapshot {
     const levels = (holdings: Holdings) =>
       Object.fromEntries([...holdings].sort(([a], [b]) => (a < b ? -1 : 1)).map(([id, h]) => [id, h.auth]));
@@ -141,6 +184,13 @@ class World {
         snapshot.repos[`${ns.name}/${repo.name}`] = levels(repo.grants);
     }
     return snapshot;
+  }
+
+  #newUserId(): string {
+    for (;;) {
+      const id = Array.from({ length: 32 }, () => Math.floor(Math.random() * 16).toString(16)).join('');
+      if (!this.users.has(id)) return id;
+    }
   }
 
   #holding(grant: { userId: string; auth: AuthLevel }): Holding {

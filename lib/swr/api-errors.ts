@@ -1,10 +1,12 @@
 /**
  * What an SWR or IAM failure means for the caller: the error body is parsed (all three shapes of
  * swr-api.md, plus non-JSON pages from gateways) and classified by status AND code into retryable
- * or permanent. Messages carry the method, target, status, code and the server's own text only:
- * never a request header, token, password or secret key.
+ * or permanent. Messages carry the method, target, status, code and the server's own text only,
+ * and that text goes through `redactSecrets` first: gateways and IAM echo what they were sent, so
+ * a request header, token, password or secret key could otherwise come back inside it.
  */
 import { ErrorCodes, SyncError } from '../errors.ts';
+import { redactSecrets } from '../redact.ts';
 
 /** The service a call went to, named in messages so a person knows where to look. */
 type Service = 'SWR' | 'IAM';
@@ -20,6 +22,16 @@ const SwrCodes = {
   tooManyRequests: 'SVCSTG.SWR.4031032',
   tooManyRequests2: 'SVCSTG.SWR.4031042',
   gatewayThrottled: 'APIGW.0308',
+} as const;
+
+/** Codes of the client's own (beside `ErrorCodes` of lib/errors.ts), as they reach DLQ attributes. */
+const ClientErrorCodes = {
+  /** A 2xx whose body is not what the API documents (HTML, cut off, wrong shape): a failed read. */
+  invalidResponse: 'INVALID_RESPONSE',
+  /** A 404 from the API gateway without a code (a non-JSON page). */
+  gateway: 'GATEWAY_ERROR',
+  /** IAM has more than one user with the name an event gave. */
+  ambiguousUser: 'AMBIGUOUS_USER',
 } as const;
 
 /** Retryable 403 and 409 codes; every other 4xx is permanent. */
@@ -124,7 +136,7 @@ interface ApiErrorInit {
 
 const describe = (init: ApiErrorInit, code: string): string => {
   const where = init.target === undefined ? '' : ` ${init.target}`;
-  const detail = init.serverMessage === undefined ? '' : `: ${init.serverMessage}`;
+  const detail = init.serverMessage === undefined ? '' : `: ${redactSecrets(init.serverMessage)}`;
   return `${init.service} ${init.method}${where} answered ${init.status} ${code}${detail}`;
 };
 
@@ -146,6 +158,53 @@ class SwrApiError extends SyncError {
     this.method = init.method;
     this.service = init.service;
     this.retryAfterMs = init.retryAfterMs;
+  }
+}
+
+/** Which configuration variable names the endpoint of a service. */
+const endpointVariable: Record<Service, string> = { SWR: 'SWR_ENDPOINT', IAM: 'IAM_ENDPOINT' };
+
+/**
+ * A 404 that came from the API gateway (`APIGW.*`, or a page that is not JSON), not from the
+ * service: the API was not found where the endpoint points (a wrong or mistyped endpoint, an API
+ * not published in that region). It says nothing about the repository or user asked for, so it is
+ * never "not found" and never "no such user". Retryable: a gateway that was being reconfigured
+ * recovers; a wrong endpoint ends in the DLQ with this message after the receive limit.
+ */
+class GatewayError extends SwrApiError {
+  constructor(init: Omit<ApiErrorInit, 'retryable'>, options?: ErrorOptions) {
+    super(
+      {
+        ...init,
+        code: init.code ?? ClientErrorCodes.gateway,
+        retryable: true,
+        serverMessage: `the ${init.service} endpoint answered a gateway error, not ${init.service} itself (check ${endpointVariable[init.service]})${
+          init.serverMessage === undefined ? '' : `: ${init.serverMessage}`
+        }`,
+      },
+      options,
+    );
+    this.name = 'GatewayError';
+  }
+}
+
+/**
+ * IAM knows several users by the name an event gave: acting on any one of them could grant the
+ * wrong person. Permanent: the producer must send the user id.
+ */
+class AmbiguousUserError extends SyncError {
+  readonly userName: string;
+  readonly matches: number;
+
+  constructor(userName: string, matches: number, options?: ErrorOptions) {
+    super(`IAM has ${matches} users named ${JSON.stringify(userName)}: the event must name the user by id`, {
+      ...options,
+      code: ClientErrorCodes.ambiguousUser,
+      retryable: false,
+    });
+    this.name = 'AmbiguousUserError';
+    this.userName = userName;
+    this.matches = matches;
   }
 }
 
@@ -240,12 +299,26 @@ const errorFromResponse = (failure: ResponseFailure): SwrApiError => {
     serverMessage: parsed.message,
   };
   if (failure.status === 401) return new AuthError(init);
+  if (failure.status === 404 && isGatewayAnswer(parsed.code, failure.body)) return new GatewayError(init);
   return new SwrApiError({
     ...init,
     retryable: isRetryableResponse(failure.status, parsed.code),
     retryAfterMs: parseRetryAfter(failure.retryAfter, failure.now),
   });
 };
+
+const isJson = (body: string): boolean => {
+  try {
+    JSON.parse(body);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** An answer of the API gateway or a proxy in front of it: an `APIGW.*` code, or no JSON at all. */
+const isGatewayAnswer = (code: string | undefined, body: string): boolean =>
+  code?.toUpperCase().startsWith('APIGW.') === true || !isJson(body);
 
 const timeoutCodes: ReadonlySet<string> = new Set([
   'UND_ERR_CONNECT_TIMEOUT',
@@ -288,11 +361,15 @@ const isMissingPermission = (error: unknown): error is SwrApiError =>
 
 export type { ApiErrorInit, ParsedErrorBody, ResponseFailure, Service, TransportErrorInit };
 export {
+  AmbiguousUserError,
   AuthError,
+  ClientErrorCodes,
   DeadlineExceededError,
   errorFromResponse,
   errorFromTransport,
+  GatewayError,
   isExistsConflict,
+  isGatewayAnswer,
   isMissingPermission,
   isRetryableResponse,
   NetworkError,

@@ -5,6 +5,7 @@
  */
 import type { Dispatcher } from 'undici';
 import { ConfigError } from '../errors.ts';
+import { registerSecrets } from '../redact.ts';
 import { AuthError, errorFromResponse } from './api-errors.ts';
 import { assertEndpoint } from './endpoint.ts';
 import { defaultTimeouts, type RequestEvent, sendRaw } from './http.ts';
@@ -12,6 +13,8 @@ import { signRequest } from './signer.ts';
 
 /** What a provider may need to know about the request it authenticates. */
 interface AuthRequest {
+  /** IAM is a global service: under AK/SK its requests name the account (`X-Domain-Id`). */
+  service?: 'SWR' | 'IAM';
   method: string;
   url: URL;
   /** The exact body that will be sent (signing hashes it). */
@@ -46,7 +49,15 @@ type AuthConfig =
       agencyDomain?: string | undefined;
       agency?: string | undefined;
     }
-  | { kind: 'aksk'; ak: string; sk: string; projectId: string; securityToken?: string | undefined };
+  | {
+      kind: 'aksk';
+      ak: string;
+      sk: string;
+      projectId: string;
+      /** Account (domain) id, sent as `X-Domain-Id` on IAM calls (a global service). */
+      domainId?: string | undefined;
+      securityToken?: string | undefined;
+    };
 
 interface PasswordAuthDeps {
   iamEndpoint: string;
@@ -76,6 +87,7 @@ const requireFields = (config: Record<string, unknown>, fields: readonly string[
  */
 const createStaticTokenAuth = (token: string): AuthProvider => {
   requireFields({ token }, ['token'], 'token');
+  registerSecrets([token]);
   return {
     kind: 'token',
     headers: async () => ({ 'X-Auth-Token': token }),
@@ -93,19 +105,25 @@ const createAkSkAuth = (
   now: () => number = Date.now,
 ): AuthProvider => {
   requireFields(config, ['ak', 'sk', 'projectId'], 'aksk');
+  registerSecrets([config.sk, config.securityToken]);
   const credentials = { ak: config.ak, sk: config.sk };
   return {
     kind: 'aksk',
-    headers: async (request) =>
-      signRequest(
+    headers: async (request) => {
+      // IAM is global: Huawei's signing guide has AK/SK calls to it name the account in X-Domain-Id
+      // (signed), with no project; the SDKs' GlobalCredentials do the same.
+      if (request.service === 'IAM' && config.domainId === undefined)
+        throw new ConfigError('SWR authentication is not configured', [
+          'auth.domainId (HUAWEICLOUD_DOMAIN_ID) is required for IAM calls under AK/SK',
+        ]);
+      const scope =
+        request.service === 'IAM' ? { domainId: config.domainId } : { projectId: config.projectId };
+      return signRequest(
         { method: request.method, url: request.url, headers: {}, body: request.body },
         credentials,
-        {
-          date: new Date(now()),
-          projectId: config.projectId,
-          securityToken: config.securityToken,
-        },
-      ),
+        { date: new Date(now()), ...scope, securityToken: config.securityToken },
+      );
+    },
     invalidate: () => {},
   };
 };
@@ -142,6 +160,7 @@ const createPasswordAuth = (
   deps: PasswordAuthDeps,
 ): AuthProvider => {
   requireFields(config, ['domain', 'user', 'password', 'project'], 'password');
+  registerSecrets([config.password]);
   if (config.agencyDomain !== undefined && config.agency === undefined)
     throw new ConfigError('SWR authentication is not configured', ['auth.agencyDomain needs auth.agency']);
   const origin = assertEndpoint(deps.iamEndpoint, 'IAM endpoint');
@@ -199,6 +218,8 @@ const createPasswordAuth = (
         status: response.status,
         serverMessage: 'no X-Subject-Token in the answer',
       });
+    // Issued tokens are secrets too: an upstream error that quotes one must not carry it further.
+    registerSecrets([token]);
     const fetchedAt = now();
     const expiresAt = readExpiry(response.text) ?? fetchedAt + fallbackTokenLifetimeMs;
     return { token, refreshAt: expiresAt - Math.min(marginMs, Math.max(0, expiresAt - fetchedAt) / 2) };

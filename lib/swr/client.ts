@@ -15,7 +15,7 @@ import {
   type UserAuth,
 } from '../domain.ts';
 import { InvalidNameError, SyncError } from '../errors.ts';
-import { isExistsConflict, isMissingPermission, SwrApiError } from './api-errors.ts';
+import { ClientErrorCodes, isExistsConflict, isMissingPermission, SwrApiError } from './api-errors.ts';
 import type { AuthProvider } from './auth.ts';
 import { assertEndpoint } from './endpoint.ts';
 import {
@@ -28,7 +28,9 @@ import {
   type RequestEvent,
 } from './http.ts';
 import { assertAuthLevel, assertNamespace, assertUserId, assertUserName, encodeRepository } from './names.ts';
+import type { RateLimiter } from './rate-limit.ts';
 import { defaultRetryPolicy, type RetryEvent } from './retry.ts';
+import { encodeQuery } from './signer.ts';
 
 interface SwrClientOptions {
   /** `https://swr-api.{region}.myhuaweicloud.com` (http only on loopback). */
@@ -47,6 +49,8 @@ interface SwrClientOptions {
   dispatcher?: Dispatcher;
   onRequest?: (event: RequestEvent) => void;
   onRetry?: (event: RetryEvent) => void;
+  /** Taken before every request (retries included); none when absent. */
+  rateLimiter?: RateLimiter;
   random?: () => number;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   now?: () => number;
@@ -62,21 +66,26 @@ const maxPages = 10_000;
 
 const levelSchema = z.union([z.literal(1), z.literal(3), z.literal(7)]);
 
+/** One entry of `others_auths`: a string user_id and a documented level, or the read failed. */
 const userAuthSchema = z.looseObject({
   user_id: z.string().min(1),
   user_name: z.string().nullish(),
   auth: levelSchema,
 });
 
+/**
+ * The documented GET answer. `others_auths` must be there and be an array: a body without it (a
+ * proxy's JSON, a truncated or reshaped answer) is a failed read, never "nobody holds anything",
+ * or the planner would grant everyone again and, worse, see nothing to revoke.
+ */
 const accessSchema = z.looseObject({
+  // The caller; absent (or null) is tolerated: it only means no entry is known to be the caller's.
   self_auth: z.looseObject({ user_id: z.string().min(1) }).nullish(),
-  others_auths: z.array(userAuthSchema).nullish(),
+  others_auths: z.array(userAuthSchema),
 });
 
-const repoListSchema = z.union([
-  z.array(z.looseObject({ name: z.string().min(1) })),
-  z.looseObject({ repos: z.array(z.looseObject({ name: z.string().min(1) })) }),
-]);
+/** The v2 listing: an array of repositories, each with a string name. */
+const repoListSchema = z.array(z.looseObject({ name: z.string().min(1) }));
 
 const parseWith =
   <T>(schema: z.ZodType<T>) =>
@@ -108,7 +117,15 @@ const toBody = (users: readonly UserAuth[]): UserAuth[] => {
 const heldLevels = (access: TargetAccess): Map<string, number> =>
   new Map(access.users.map((user) => [user.user_id, user.auth]));
 
-const ignoreBody = (): undefined => undefined;
+/**
+ * A write's 2xx body must be empty or JSON (SWR documents none). An HTML page or other text means
+ * something else answered (a proxy, a captive portal): the write may not have happened, so it is
+ * a failed call (INVALID_RESPONSE, retryable), never a success.
+ */
+const writeBody = (response: RawResponse): undefined => {
+  jsonBody(response);
+  return undefined;
+};
 
 /**
  * The undici SWR client.
@@ -147,6 +164,7 @@ const createSwrClient = (options: SwrClientOptions): SwrClient => {
     },
     onRequest: options.onRequest,
     onRetry: options.onRetry,
+    rateLimiter: options.rateLimiter,
   });
 
   const send = (
@@ -155,7 +173,7 @@ const createSwrClient = (options: SwrClientOptions): SwrClient => {
     body: unknown,
     target: string,
     callOptions: CallOptions | undefined,
-  ): Promise<undefined> => transport.call({ method, path, body, target, parse: ignoreBody }, callOptions);
+  ): Promise<undefined> => transport.call({ method, path, body, target, parse: writeBody }, callOptions);
 
   const getAccess = async (target: Target, callOptions?: CallOptions): Promise<TargetAccess> => {
     const path = accessPath(target);
@@ -165,7 +183,7 @@ const createSwrClient = (options: SwrClientOptions): SwrClient => {
     );
     return {
       selfUserId: access.self_auth?.user_id ?? undefined,
-      users: (access.others_auths ?? []).map((user) => ({
+      users: access.others_auths.map((user) => ({
         user_id: user.user_id,
         user_name: user.user_name ?? '',
         auth: user.auth,
@@ -259,12 +277,11 @@ const createSwrClient = (options: SwrClientOptions): SwrClient => {
     const names: string[] = [];
     const seen = new Set<string>();
     for (let page = 0, offset = 0; page < maxPages; page += 1) {
-      const query = new URLSearchParams({ namespace: ns, limit: String(pageSize), offset: String(offset) });
-      const answer = await transport.call(
+      const query = encodeQuery({ namespace: ns, limit: String(pageSize), offset: String(offset) });
+      const repos = await transport.call(
         { method: 'GET', path: `/v2/manage/repos?${query}`, target: ns, parse: parseWith(repoListSchema) },
         callOptions,
       );
-      const repos = Array.isArray(answer) ? answer : answer.repos;
       const before = seen.size;
       for (const repo of repos) {
         if (seen.has(repo.name)) continue;
@@ -282,7 +299,7 @@ const createSwrClient = (options: SwrClientOptions): SwrClient => {
     new SwrApiError({
       service: 'SWR',
       status: 200,
-      code: 'INVALID_RESPONSE',
+      code: ClientErrorCodes.invalidResponse,
       serverMessage: `repository listing does not end: ${why}`,
       method: 'GET',
       target: namespace,

@@ -8,6 +8,7 @@ import type { CallOptions } from '../domain.ts';
 import { SyncError } from '../errors.ts';
 import {
   AuthError,
+  ClientErrorCodes,
   DeadlineExceededError,
   errorFromResponse,
   errorFromTransport,
@@ -15,6 +16,7 @@ import {
   SwrApiError,
 } from './api-errors.ts';
 import type { AuthProvider } from './auth.ts';
+import type { RateLimiter } from './rate-limit.ts';
 import { type RetryClock, type RetryEvent, type RetryPolicy, systemClock, withRetry } from './retry.ts';
 
 type HttpMethod = 'GET' | 'POST' | 'PATCH' | 'DELETE';
@@ -121,6 +123,8 @@ interface TransportOptions {
   clock?: Partial<RetryClock>;
   onRequest?: ((event: RequestEvent) => void) | undefined;
   onRetry?: ((event: RetryEvent) => void) | undefined;
+  /** Taken before every request sent, retries and the resend after a 401 included. */
+  rateLimiter?: RateLimiter | undefined;
 }
 
 interface HttpCall<T> {
@@ -132,6 +136,11 @@ interface HttpCall<T> {
   target?: string | undefined;
   /** Turns a 2xx answer into the result; a throw here is retried like a bad answer. */
   parse: (response: RawResponse) => T;
+  /**
+   * Reads a non-2xx answer before the generic classification: `{ value }` when the answer is a
+   * result after all (IAM's "no such user"), a SyncError to throw, or `undefined` for the default.
+   */
+  interpret?: (response: RawResponse) => { value: T } | SyncError | undefined;
 }
 
 interface Transport {
@@ -157,9 +166,23 @@ const createTransport = (options: TransportOptions): Transport => {
     // One fresh set of credentials per logical call, whatever the number of attempts.
     let refreshed = false;
 
-    const attempt = async (remainingMs: number | undefined): Promise<T> => {
+    // Measured when each request leaves (after any rate-limit wait), so no request outlives the deadline.
+    const remainingMs = (): number =>
+      callOptions.deadline === undefined ? Number.POSITIVE_INFINITY : callOptions.deadline - clock.now();
+
+    const attempt = async (): Promise<T> => {
       for (;;) {
-        const authHeaders = await options.auth.headers({ method: request.method, url, body });
+        await options.rateLimiter?.acquire({
+          deadline: callOptions.deadline,
+          signal: callOptions.signal,
+          target: request.target,
+        });
+        const authHeaders = await options.auth.headers({
+          service: options.service,
+          method: request.method,
+          url,
+          body,
+        });
         const started = clock.now();
         let response: RawResponse;
         try {
@@ -170,7 +193,7 @@ const createTransport = (options: TransportOptions): Transport => {
             headers: { 'Content-Type': 'application/json', Accept: 'application/json', ...authHeaders },
             body,
             target: request.target,
-            timeoutMs: Math.min(timeouts.requestTimeoutMs, remainingMs ?? Number.POSITIVE_INFINITY),
+            timeoutMs: Math.min(timeouts.requestTimeoutMs, remainingMs()),
             signal: callOptions.signal,
           });
         } catch (error) {
@@ -191,6 +214,9 @@ const createTransport = (options: TransportOptions): Transport => {
           ms: clock.now() - started,
         });
         if (isSuccess(response.status)) return parseOrThrow(request, response);
+        const interpreted = request.interpret?.(response);
+        if (interpreted instanceof SyncError) throw interpreted;
+        if (interpreted !== undefined) return interpreted.value;
         const failure = errorFromResponse({
           service: options.service,
           status: response.status,
@@ -209,7 +235,7 @@ const createTransport = (options: TransportOptions): Transport => {
       }
     };
 
-    return withRetry(({ remainingMs }) => attempt(remainingMs), {
+    return withRetry(() => attempt(), {
       policy: options.retry,
       clock,
       deadline: callOptions.deadline,
@@ -229,8 +255,10 @@ const createTransport = (options: TransportOptions): Transport => {
         {
           service: options.service,
           status: response.status,
-          code: 'INVALID_RESPONSE',
-          serverMessage: 'unexpected response body',
+          code: ClientErrorCodes.invalidResponse,
+          serverMessage: `unexpected response body (${describeBody(response)}): ${
+            error instanceof SyntaxError ? 'not JSON' : error instanceof Error ? error.message : String(error)
+          }`,
           method: request.method,
           target: request.target,
           retryable: true,
@@ -241,6 +269,15 @@ const createTransport = (options: TransportOptions): Transport => {
   };
 
   return { call };
+};
+
+/** What a body was, for messages: its type and size, never its content (it may quote secrets). */
+const describeBody = (response: RawResponse): string => {
+  const type = response.headers['content-type'];
+  const contentType = (Array.isArray(type) ? type[0] : type) ?? 'no content type';
+  return response.text === ''
+    ? `empty, ${contentType}`
+    : `${response.text.length} characters of ${contentType}`;
 };
 
 /** `JSON.parse` of a body, `undefined` for an empty one. */

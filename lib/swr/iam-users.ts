@@ -1,12 +1,13 @@
 /**
  * IAM user look-ups (`UserDirectoryPort`) with a small bounded cache. "No such user" is an
- * answer (cached briefly); "IAM could not be read" is an error, never `undefined`: a caller must
- * not mistake a failed read for a missing user.
+ * answer (cached briefly) only when IAM itself says so; "IAM could not be read" is an error, never
+ * `undefined`: a caller must not mistake a failed read (or a gateway's 404) for a missing user.
+ * A name is an identity only when exactly one IAM user carries it.
  */
 import type { Dispatcher } from 'undici';
 import { z } from 'zod';
 import type { CallOptions, IamUser, UserDirectoryPort } from '../domain.ts';
-import { SwrApiError } from './api-errors.ts';
+import { AmbiguousUserError, isGatewayAnswer, parseErrorBody, SwrApiError } from './api-errors.ts';
 import type { AuthProvider } from './auth.ts';
 import { assertEndpoint } from './endpoint.ts';
 import {
@@ -19,6 +20,7 @@ import {
 } from './http.ts';
 import { assertUserId, assertUserName } from './names.ts';
 import type { RetryClock, RetryEvent, RetryPolicy } from './retry.ts';
+import { encodeQuery } from './signer.ts';
 
 interface UserCacheOptions {
   maxEntries: number;
@@ -90,7 +92,45 @@ const parseWith =
     return result.data;
   };
 
-const isNotFound = (error: unknown): boolean => error instanceof SwrApiError && error.status === 404;
+/** Huawei IAM's documented code for a missing resource (`Could not find %(target)s: %(target_id)s.`); seen as `Iam.0004` too. */
+const iamNotFoundCode = /^IAM\.0004$/i;
+
+/**
+ * Whether a 404 is IAM itself saying the user does not exist: the documented Huawei form
+ * `{"error_code":"IAM.0004","error_msg":"Could not find user: …"}`, or Keystone's
+ * `{"error":{"code":404,"title":"Not Found","message":"Could not find user: …"}}`. Anything else
+ * (an `APIGW.*` code, an HTML page, an unknown JSON) is not an answer about the user.
+ */
+const saysNoSuchUser = (response: RawResponse): boolean => {
+  if (response.status !== 404) return false;
+  const parsed = parseErrorBody(response.text);
+  if (parsed.code !== undefined) return iamNotFoundCode.test(parsed.code);
+  try {
+    const body = JSON.parse(response.text) as { error?: { code?: unknown; title?: unknown } } | null;
+    return body?.error?.code === 404 && body.error.title === 'Not Found';
+  } catch {
+    return false;
+  }
+};
+
+const isGatewayNotFound = (response: RawResponse): boolean =>
+  isGatewayAnswer(parseErrorBody(response.text).code, response.text);
+
+/** A 404 that is not IAM's "no such user" (for findById) goes up as a retryable error. */
+const unexplainedNotFound = (response: RawResponse, path: string) => {
+  const parsed = parseErrorBody(response.text);
+  return new SwrApiError({
+    service: 'IAM',
+    status: 404,
+    code: parsed.code,
+    serverMessage: `IAM answered 404 for ${path} without saying the user does not exist${
+      parsed.message === undefined ? '' : `: ${parsed.message}`
+    }`,
+    method: 'GET',
+    target: undefined,
+    retryable: true,
+  });
+};
 
 /**
  * The IAM directory.
@@ -120,12 +160,13 @@ const createUserDirectory = (options: UserDirectoryOptions): UserDirectory => {
   });
   const cache = createCache({ ...defaultUserCache, ...options.cache }, now);
 
+  /**
+   * Caches an answer under its key, and a found user under its id too. Never under its name from
+   * a look-up by id: names are not unique, only `findByName` may decide that one is.
+   */
   const remember = (key: string, user: IamUser | undefined): IamUser | undefined => {
     cache.set(key, user);
-    if (user !== undefined) {
-      cache.set(`id:${user.id}`, user);
-      cache.set(`name:${user.name}`, user);
-    }
+    if (user !== undefined) cache.set(`id:${user.id}`, user);
     return user;
   };
 
@@ -134,20 +175,29 @@ const createUserDirectory = (options: UserDirectoryOptions): UserDirectory => {
     const key = `id:${id}`;
     const hit = cache.get(key);
     if (hit !== undefined) return hit.user;
-    try {
-      const answer = await transport.call(
-        {
-          method: 'GET',
-          path: `/v3/users/${id}`,
-          parse: parseWith(z.looseObject({ user: iamUserSchema })),
+    const path = `/v3/users/${id}`;
+    const answer = await transport.call<{ user: IamUser } | undefined>(
+      {
+        method: 'GET',
+        path,
+        parse: (response) => {
+          const read = parseWith(z.looseObject({ user: iamUserSchema }))(response);
+          // An answer about someone else is no answer about this id (a cache or proxy mix-up).
+          if (read.user.id !== id) throw new Error(`IAM answered with another user for ${path}`);
+          return read;
         },
-        callOptions,
-      );
-      return remember(key, { id: answer.user.id, name: answer.user.name });
-    } catch (error) {
-      if (isNotFound(error)) return remember(key, undefined);
-      throw error;
-    }
+        interpret: (response) => {
+          if (saysNoSuchUser(response)) return { value: undefined };
+          // A gateway's 404 (APIGW.*, a page) falls through to GatewayError; any other 404 is unexplained.
+          if (response.status === 404 && !isGatewayNotFound(response))
+            return unexplainedNotFound(response, path);
+          return undefined;
+        },
+      },
+      callOptions,
+    );
+    if (answer === undefined) return remember(key, undefined);
+    return remember(key, { id: answer.user.id, name: answer.user.name });
   };
 
   const findByName = async (userName: string, callOptions?: CallOptions): Promise<IamUser | undefined> => {
@@ -158,13 +208,17 @@ const createUserDirectory = (options: UserDirectoryOptions): UserDirectory => {
     const answer = await transport.call(
       {
         method: 'GET',
-        path: `/v3/users?${new URLSearchParams({ name })}`,
+        path: `/v3/users?${encodeQuery({ name })}`,
         parse: parseWith(z.looseObject({ users: z.array(iamUserSchema) })),
       },
       callOptions,
     );
-    // IAM filters by exact name; the check guards against a server that matches loosely.
-    const user = answer.users.find((candidate) => candidate.name === name);
+    // IAM filters by name; only exact (case-sensitive) matches count, whatever the server matched.
+    const matches = answer.users.filter((candidate) => candidate.name === name);
+    const ids = new Set(matches.map((user) => user.id));
+    // Two users with one name: acting on either could touch the wrong person. Never cached.
+    if (ids.size > 1) throw new AmbiguousUserError(name, ids.size);
+    const user = matches[0];
     return remember(key, user === undefined ? undefined : { id: user.id, name: user.name });
   };
 

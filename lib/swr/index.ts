@@ -9,7 +9,8 @@ import { createSwrClient } from './client.ts';
 import { assertEndpoint } from './endpoint.ts';
 import { createPool, defaultTimeouts, type RequestEvent, type Timeouts } from './http.ts';
 import { createUserDirectory, type UserCacheOptions } from './iam-users.ts';
-import { defaultRetryPolicy, type RetryEvent, type RetryPolicy } from './retry.ts';
+import { createRateLimiter, defaultRateLimit, type RateLimit, type RateLimitWait } from './rate-limit.ts';
+import { defaultRetryPolicy, type RetryEvent, type RetryPolicy, systemClock } from './retry.ts';
 
 interface SwrServicesConfig {
   swrEndpoint: string;
@@ -20,11 +21,15 @@ interface SwrServicesConfig {
   userCache?: Partial<UserCacheOptions>;
   /** Page size of repository listings. */
   pageSize?: number;
+  /** Token bucket over every SWR request of this instance (IAM is not limited); default 50/s, burst 20. */
+  rateLimit?: Partial<RateLimit>;
 }
 
 interface SwrServicesHooks {
   onRequest?: (event: RequestEvent) => void;
   onRetry?: (event: RetryEvent) => void;
+  /** An SWR request waited for the rate limit (count these: a steady stream means the limit is too low). */
+  onRateLimitWait?: (event: RateLimitWait) => void;
   /** One dispatcher for both origins (tests: an undici MockAgent); left open by `close()`. */
   dispatcher?: Dispatcher;
   now?: () => number;
@@ -73,7 +78,14 @@ const createSwrServices = (config: SwrServicesConfig, hooks: SwrServicesHooks = 
     onRequest: hooks.onRequest,
   });
 
+  const rateLimiter = createRateLimiter(
+    { ...defaultRateLimit, ...config.rateLimit },
+    { now: hooks.now ?? systemClock.now, sleep: hooks.sleep ?? systemClock.sleep },
+    hooks.onRateLimitWait,
+  );
+
   const swr = createSwrClient({
+    rateLimiter,
     endpoint: swrOrigin,
     auth,
     maxAttempts: retry.maxAttempts,
@@ -108,7 +120,17 @@ const createSwrServices = (config: SwrServicesConfig, hooks: SwrServicesHooks = 
   return { swr, users, auth, close };
 };
 
+export {
+  AmbiguousUserError,
+  AuthError,
+  ClientErrorCodes,
+  DeadlineExceededError,
+  GatewayError,
+  SwrApiError,
+} from './api-errors.ts';
 export type { AuthConfig, AuthProvider } from './auth.ts';
 export { assertEndpoint } from './endpoint.ts';
+export type { RateLimit, RateLimitWait } from './rate-limit.ts';
+export { defaultRateLimit } from './rate-limit.ts';
 export type { SwrServices, SwrServicesConfig, SwrServicesHooks };
 export { createSwrServices };

@@ -90,8 +90,9 @@ const userNameRule = (value: unknown): string | undefined => {
   if (value.length < 1 || value.length > userNameMaxLength)
     return `must be 1 to ${userNameMaxLength} characters (got ${value.length})`;
   if (value.trim() !== value) return 'must not start or end with whitespace';
+  // All of Unicode's Cc: C0, DEL and C1 (U+0085 NEL is no whitespace to trim(), so only this catches it).
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
-  if (/[\u0000-\u001f\u007f]/.test(value)) return 'must not contain control characters';
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(value)) return 'must not contain control characters';
   return undefined;
 };
 

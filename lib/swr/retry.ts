@@ -137,7 +137,14 @@ const withRetry = async <T>(
     } catch (error) {
       lastError = error;
       markAttempts(error, attempt);
-      if (attempt >= maxAttempts || !shouldRetry(error) || isAborted(signal)) throw error;
+      // Past (or about to pass) the deadline nothing gets better by trying again.
+      if (
+        attempt >= maxAttempts ||
+        !shouldRetry(error) ||
+        isAborted(signal) ||
+        error instanceof DeadlineExceededError
+      )
+        throw error;
       const asked = retryAfterOf(error);
       if (asked !== undefined && asked > policy.maxRetryAfterMs) throw error;
       const wait = asked ?? backoffDelay(attempt, policy, clock.random);

@@ -1,14 +1,21 @@
 /**
- * Huawei Cloud AK/SK request signing (SDK-HMAC-SHA256), as the official SDKs do it. Pure
- * functions: the client signs with them and the simulator verifies with the very same
- * canonicalisation, so the two can never drift apart.
+ * Huawei Cloud AK/SK request signing (SDK-HMAC-SHA256), as the official SDKs do it (checked
+ * against huaweicloud-sdk-go-v3 `core/auth/signer` and huaweicloud-sdk-nodejs-v3 `AKSKSigner`).
+ * Pure functions. The simulator verifies with its own implementation (lib/sim/aksk.ts), written
+ * apart, so each checks the other.
+ *
+ * Query strings: the SDKs escape every byte but `A-Z a-z 0-9 - _ . ~` as `%XX` (upper-case hex),
+ * both in the canonical query and on the wire (the Go SDK rewrites `+` from url.Values to `%20`).
+ * So a space is `%20`, never `+`, and a literal `+` is `%2B`; the gateway reads `+` as a plus.
+ * `encodeQuery` builds the wire query that way, and `canonicalQuery` reads a raw query the way the
+ * gateway does, so what is signed is what is sent.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 
 const algorithm = 'SDK-HMAC-SHA256';
 
 /** Headers signed when present, besides `host` and `x-sdk-date` which always are. */
-const optionalSignedHeaders = ['x-project-id', 'x-security-token'] as const;
+const optionalSignedHeaders = ['x-domain-id', 'x-project-id', 'x-security-token'] as const;
 
 interface SignableRequest {
   method: string;
@@ -26,7 +33,12 @@ interface Credentials {
 
 const sha256Hex = (data: string): string => createHash('sha256').update(data, 'utf8').digest('hex');
 
-/** RFC 3986 escaping as the SDKs do it: only `A-Z a-z 0-9 - _ . ~` stay as they are. */
+/**
+ * The SDKs' escaping: only `A-Z a-z 0-9 - _ . ~` stay as they are, every other UTF-8 byte is `%XX`
+ * (encodeURIComponent leaves `!'()*` alone, so those are escaped here).
+ *
+ * @example rfc3986('John Smith+1') // 'John%20Smith%2B1'
+ */
 const rfc3986 = (value: string): string =>
   encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 
@@ -52,12 +64,44 @@ const canonicalUri = (path: string): string => {
   return encoded.endsWith('/') ? encoded : `${encoded}/`;
 };
 
-/** Query parameters sorted by name then value, each side escaped. */
-const canonicalQuery = (params: URLSearchParams): string =>
-  [...params.entries()]
-    .map(([key, value]) => [rfc3986(key), rfc3986(value)] as const)
-    .sort(([ka, va], [kb, vb]) => (ka === kb ? (va < vb ? -1 : va > vb ? 1 : 0) : ka < kb ? -1 : 1))
-    .map(([key, value]) => `${key}=${value}`)
+/**
+ * A raw query (`a=b&c=d`, with or without `?`) as the gateway reads it: split on `&`, each side
+ * percent-decoded, `+` left a plus sign.
+ */
+const queryPairs = (rawQuery: string): Array<[string, string]> =>
+  rawQuery
+    .replace(/^\?/, '')
+    .split('&')
+    .filter((pair) => pair !== '')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      return eq < 0
+        ? [decodeSegment(pair), '']
+        : [decodeSegment(pair.slice(0, eq)), decodeSegment(pair.slice(eq + 1))];
+    });
+
+/**
+ * The query for the wire, escaped as the SDKs do (a space is `%20`, a `+` is `%2B`), in the order given.
+ *
+ * @example encodeQuery({ name: 'John Smith' }) // 'name=John%20Smith'
+ */
+const encodeQuery = (params: Record<string, string> | ReadonlyArray<readonly [string, string]>): string =>
+  (Array.isArray(params) ? params : Object.entries(params))
+    .map(([key, value]) => `${rfc3986(key)}=${rfc3986(value)}`)
+    .join('&');
+
+const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * Query parameters sorted by name, then by value, as decoded (the SDKs sort before escaping, so
+ * `~` and `é` keep their order), then each side escaped.
+ *
+ * @example canonicalQuery('?name=John%20Smith&limit=2') // 'limit=2&name=John%20Smith'
+ */
+const canonicalQuery = (rawQuery: string): string =>
+  queryPairs(rawQuery)
+    .sort(([ka, va], [kb, vb]) => byText(ka, kb) || byText(va, vb))
+    .map(([key, value]) => `${rfc3986(key)}=${rfc3986(value)}`)
     .join('&');
 
 const lowerCaseHeaders = (headers: Record<string, string>): Map<string, string> =>
@@ -81,7 +125,7 @@ const canonicalRequest = (request: SignableRequest, signedHeaders: readonly stri
   return [
     request.method.toUpperCase(),
     canonicalUri(request.url.pathname),
-    canonicalQuery(request.url.searchParams),
+    canonicalQuery(request.url.search),
     lines,
     signedHeaders.join(';'),
     sha256Hex(request.body ?? ''),
@@ -108,12 +152,14 @@ const parseSdkDate = (value: string): number | undefined => {
 interface SignOptions {
   date: Date;
   projectId?: string | undefined;
+  /** Account id for global services (IAM): sent and signed as `X-Domain-Id`. */
+  domainId?: string | undefined;
   securityToken?: string | undefined;
 }
 
 /**
- * The headers to add to a request to sign it: `X-Sdk-Date`, `X-Project-Id` and
- * `X-Security-Token` when given, and `Authorization`.
+ * The headers to add to a request to sign it: `X-Sdk-Date`; `X-Domain-Id`, `X-Project-Id` and
+ * `X-Security-Token` when given; and `Authorization`.
  *
  * @example
  * const added = signRequest(
@@ -129,6 +175,7 @@ const signRequest = (
   options: SignOptions,
 ): Record<string, string> => {
   const added: Record<string, string> = { 'X-Sdk-Date': formatSdkDate(options.date) };
+  if (options.domainId !== undefined) added['X-Domain-Id'] = options.domainId;
   if (options.projectId !== undefined) added['X-Project-Id'] = options.projectId;
   if (options.securityToken !== undefined) added['X-Security-Token'] = options.securityToken;
   const headers = { ...request.headers, ...added };
@@ -191,6 +238,7 @@ export {
   canonicalQuery,
   canonicalRequest,
   canonicalUri,
+  encodeQuery,
   formatSdkDate,
   parseAuthorization,
   parseSdkDate,

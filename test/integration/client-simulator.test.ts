@@ -86,7 +86,13 @@ const authKinds: Array<{ name: string; auth: AuthConfig; tokensPerFetch: number 
   },
   {
     name: 'AK/SK',
-    auth: { kind: 'aksk', ak: credential.ak, sk: credential.sk, projectId: seed.project.id },
+    auth: {
+      kind: 'aksk',
+      ak: credential.ak,
+      sk: credential.sk,
+      projectId: seed.project.id,
+      domainId: seed.account.id,
+    },
     tokensPerFetch: 0,
   },
 ];

@@ -3,9 +3,8 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError } from '../../lib/errors.ts';
 import { parseSimulateArgs, runSimulateCommand } from '../../lib/sim/cli.ts';
-import { demoSeedPath, loadSeed } from '../../lib/sim/index.ts';
+import { demoSeedPath, loadSeed, SimulatorConfigError } from '../../lib/sim/index.ts';
 
 const seed = loadSeed();
 const children: ChildProcess[] = [];
@@ -34,21 +33,46 @@ describe('parseSimulateArgs', () => {
     [[], { port: 0, seedPath: demoSeedPath, latencyMs: 0 }],
     [['--port', '9000', '--latency', '25'], { port: 9000, seedPath: demoSeedPath, latencyMs: 25 }],
     [['--port=9100', '--seed=/tmp/seed.json'], { port: 9100, seedPath: '/tmp/seed.json', latencyMs: 0 }],
+    [
+      ['--faults', '{"malformedRate":0.25,"failTargets":[{"kind":"iam","gateway":"not-published"}]}'],
+      { faults: { malformedRate: 0.25, failTargets: [{ kind: 'iam', gateway: 'not-published' }] } },
+    ],
+    [['--quota', '5:10'], { faults: { quota: { ratePerSecond: 5, burst: 10 } } }],
+    [['--quota=20'], { faults: { quota: { ratePerSecond: 20, burst: 20 } } }],
+    [['--lenient-user-names', '--revoke-missing', '204'], { strictUserNames: false, revokeMissing: '204' }],
   ])('reads %j', (argv, expected) => {
     // Act
     const args = parseSimulateArgs(argv);
 
     // Assess
-    expect(args).toEqual(expected);
+    expect(args).toEqual({
+      port: 0,
+      seedPath: demoSeedPath,
+      latencyMs: 0,
+      faults: {},
+      strictUserNames: true,
+      revokeMissing: '404',
+      ...expected,
+    });
   });
 
-  it.each([[['--port', 'abc']], [['--port', '70000']], [['--latency']], [['--verbose']], [['--seed', '']]])(
-    'refuses %j with a ConfigError',
-    (argv) => {
-      // Act / Assess
-      expect(() => parseSimulateArgs(argv)).toThrow(ConfigError);
-    },
-  );
+  it.each([
+    [['--port', 'abc']],
+    [['--port', '70000']],
+    [['--latency']],
+    [['--verbose']],
+    [['--seed', '']],
+    [['--faults', '{"malformedRate":2}']],
+    [['--faults', '{"failTargets":[{"malformed":"sideways"}]}']],
+    [['--faults', '{"bogus":1}']],
+    [['--faults', '/nonexistent/faults.json']],
+    [['--quota', '0']],
+    [['--quota', 'fast']],
+    [['--revoke-missing', '500']],
+  ])('refuses %j with a SimulatorConfigError', (argv) => {
+    // Act / Assess
+    expect(() => parseSimulateArgs(argv)).toThrow(SimulatorConfigError);
+  });
 });
 
 describe('runSimulateCommand', () => {
@@ -75,9 +99,38 @@ describe('runSimulateCommand', () => {
     await expect(getNamespace(urls.swr)).rejects.toThrow();
   });
 
+  it('serves with the faults and quota given on the command line', async () => {
+    // Prepare
+    const lines: string[] = [];
+    const stop = new AbortController();
+    const faults = JSON.stringify({
+      failTargets: [{ kind: 'namespace', gateway: 'not-published', times: 1 }],
+    });
+
+    // Act
+    const running = runSimulateCommand(['--faults', faults, '--quota', '1:1'], {
+      stdout: { write: (line) => lines.push(line) },
+      signal: stop.signal,
+    });
+    await waitFor(() => lines.length > 0);
+    const urls = JSON.parse(lines[0] ?? '{}') as { swr: string };
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i += 1) statuses.push(await getNamespace(urls.swr));
+    stop.abort();
+    await running;
+
+    // Assess: the rule answers once (a gateway 404, which spends the one-request burst); the quota
+    // of one request per second then refuses the next ones (429).
+    expect(statuses[0]).toBe(404);
+    expect(statuses).toContain(429);
+    expect(statuses.every((status) => status === 404 || status === 429 || status === 200)).toBe(true);
+  });
+
   it('rejects a seed file that does not exist', async () => {
     // Act / Assess
-    await expect(runSimulateCommand(['--seed', '/nonexistent/seed.json'])).rejects.toThrow(ConfigError);
+    await expect(runSimulateCommand(['--seed', '/nonexistent/seed.json'])).rejects.toThrow(
+      SimulatorConfigError,
+    );
   });
 
   it('runs as a process and exits cleanly on SIGTERM', async () => {

@@ -2,11 +2,11 @@ import { createHash, createHmac } from 'node:crypto';
 import { Agent, request } from 'undici';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { AuthLevel, Target } from '../../lib/domain.ts';
-import { ConfigError } from '../../lib/errors.ts';
 import {
   loadSeed,
   parseSeed,
   type Simulator,
+  SimulatorConfigError,
   type SimulatorOptions,
   type SimulatorSeed,
   startSimulator,
@@ -117,6 +117,8 @@ const issueToken = async (sim: Simulator): Promise<string> => {
   return token;
 };
 
+type UserAuthBody = { user_id: string; user_name: string; auth: number };
+
 /** Every error code in any of the three documented shapes. */
 const errorCode = (json: unknown): string | undefined => {
   if (Array.isArray(json)) return (json[0] as { errorCode?: string } | undefined)?.errorCode;
@@ -145,10 +147,11 @@ const signedHeaders = (
   method: string,
   url: string,
   body: string,
-  options: { date?: number; ak?: string; sk?: string } = {},
+  options: { date?: number; ak?: string; sk?: string; extra?: Record<string, string> } = {},
 ): Record<string, string> => {
   const u = new URL(url);
   const headers: Record<string, string> = {
+    ...options.extra,
     host: u.host,
     'x-sdk-date': sdkDate(options.date ?? clock),
     'x-project-id': seed.project.id,
@@ -228,7 +231,7 @@ describe('seed', () => {
     const act = () => parseSeed(broken);
 
     // Assess
-    expect(act).toThrow(ConfigError);
+    expect(act).toThrow(SimulatorConfigError);
     expect(act).toThrow(problem);
   });
 
@@ -238,7 +241,7 @@ describe('seed', () => {
     broken.namespaces[0]?.repositories.push({ name: 'api//server' });
 
     // Act / Assess
-    expect(() => parseSeed(broken)).toThrow(/separators may not stand next to each other/);
+    expect(() => parseSeed(broken)).toThrow(/may not put "\/" next to "\/"/);
   });
 });
 
@@ -744,7 +747,7 @@ describe('SWR permissions', () => {
       [{ user_id: 'a'.repeat(32), user_name: 'x', auth: 1 }],
       {},
       400,
-      'SVCSTG.SWR.4001066',
+      'SVCSTG.SWR.4001067',
     ],
     [
       'a malformed user id',
@@ -754,7 +757,7 @@ describe('SWR permissions', () => {
       [{ user_id: 'ALICE', user_name: 'alice', auth: 1 }],
       {},
       400,
-      'SVCSTG.SWR.4001066',
+      'SVCSTG.SWR.4001067',
     ],
     [
       'a missing user_name',
@@ -786,7 +789,7 @@ describe('SWR permissions', () => {
       [userAuth('alice', 3)],
       {},
       400,
-      'SVCSTG.SWR.4001066',
+      'SVCSTG.SWR.4001067',
     ],
     [
       'text/plain',
@@ -1066,5 +1069,316 @@ describe('counts, log and close', () => {
 
     // Assess
     await expect(pending).rejects.toThrow();
+  });
+});
+
+describe('SWR user validation', () => {
+  const withToken = async (options: SimulatorOptions = {}) => {
+    const sim = await start(options);
+    return { sim, headers: { 'x-auth-token': await issueToken(sim) } };
+  };
+
+  it.each([
+    ['a leading space', ' frank', 'SVCSTG.SWR.4001066'],
+    ['a trailing tab', 'frank\t', 'SVCSTG.SWR.4001066'],
+    ['a NUL inside', 'fr\u0000ank', 'SVCSTG.SWR.4001066'],
+    ['a C1 control (NEL)', 'fr\u0085ank', 'SVCSTG.SWR.4001066'],
+    ['an empty name', '', 'SVCSTG.SWR.4001066'],
+    ["a name that is not IAM's", 'frankie', 'SVCSTG.SWR.4001066'],
+  ])('POST with user_name of %s → 400 %s, nobody granted', async (_case, name, code) => {
+    // Prepare
+    const { sim, headers } = await withToken();
+
+    // Act
+    const answer = await call(repoUrl(sim, 'core', 'base/node'), {
+      method: 'POST',
+      headers,
+      body: [userAuth('erin', 1), { user_id: userId('frank'), user_name: name, auth: 1 }],
+    });
+
+    // Assess
+    expect(answer.status).toBe(400);
+    expect(errorCode(answer.json)).toBe(code);
+    expect(sim.permissions().repos['core/base/node']).toEqual({});
+  });
+
+  it.each([
+    ['POST', 'base/node', {}],
+    ['PATCH', 'api/server', { [userId('alice')]: 3, [userId('bob')]: 3 }],
+  ])(
+    '%s with one user IAM does not know fails as a whole (400 SVCSTG.SWR.4001067)',
+    async (method, repository, state) => {
+      // Prepare
+      const { sim, headers } = await withToken();
+      const body =
+        method === 'POST'
+          ? [userAuth('frank', 1), { user_id: 'e'.repeat(32), user_name: 'ghost', auth: 1 }]
+          : [userAuth('alice', 7), { user_id: 'e'.repeat(32), user_name: 'ghost', auth: 1 }];
+
+      // Act
+      const answer = await call(repoUrl(sim, 'core', repository), { method, headers, body });
+
+      // Assess
+      expect(answer.status).toBe(400);
+      expect(errorCode(answer.json)).toBe('SVCSTG.SWR.4001067');
+      expect(sim.permissions().repos[`core/${repository}`]).toEqual(state);
+    },
+  );
+
+  it('takes the name as sent with strictUserNames off', async () => {
+    // Prepare
+    const { sim, headers } = await withToken({ strictUserNames: false });
+
+    // Act
+    const answer = await call(repoUrl(sim, 'core', 'base/node'), {
+      method: 'POST',
+      headers,
+      body: [{ user_id: userId('frank'), user_name: 'frankie', auth: 1 }],
+    });
+    const read = await call(repoUrl(sim, 'core', 'base/node'), { headers });
+
+    // Assess
+    expect(answer.status).toBe(201);
+    expect((read.json as { others_auths: UserAuthBody[] }).others_auths).toEqual([
+      { user_id: userId('frank'), user_name: 'frankie', auth: 1 },
+    ]);
+  });
+
+  it('revokes the grant of a user IAM deleted; GET still shows it until then', async () => {
+    // Prepare
+    const { sim, headers } = await withToken();
+    sim.deleteUser(userId('alice'));
+
+    // Act
+    const before = await call(repoUrl(sim, 'core', 'api/server'), { headers });
+    const revoked = await call(repoUrl(sim, 'core', 'api/server'), {
+      method: 'DELETE',
+      headers,
+      body: [userId('alice')],
+    });
+    const iam = await call(`${sim.iamUrl}/v3/users/${userId('alice')}`, { headers });
+
+    // Assess
+    expect((before.json as { others_auths: UserAuthBody[] }).others_auths.map((u) => u.user_id)).toContain(
+      userId('alice'),
+    );
+    expect(revoked.status).toBe(204);
+    expect(iam.status).toBe(404);
+    expect(iam.json).toEqual({
+      error_code: 'IAM.0004',
+      error_msg: `Could not find user: ${userId('alice')}.`,
+    });
+  });
+
+  it('lists every IAM user of a shared name', async () => {
+    // Prepare
+    const { sim, headers } = await withToken();
+    const twin = sim.addUser({ name: 'bob' });
+
+    // Act
+    const answer = await call(`${sim.iamUrl}/v3/users?name=bob`, { headers });
+
+    // Assess
+    expect((answer.json as { users: Array<{ id: string }> }).users.map((u) => u.id).sort()).toEqual(
+      [userId('bob'), twin.id].sort(),
+    );
+  });
+
+  it('renames a user in IAM; existing grants keep the name they were made with', async () => {
+    // Prepare
+    const { sim, headers } = await withToken();
+    sim.renameUser(userId('alice'), 'alice.w');
+
+    // Act
+    const iam = await call(`${sim.iamUrl}/v3/users/${userId('alice')}`, { headers });
+    const access = await call(repoUrl(sim, 'core', 'api/server'), { headers });
+
+    // Assess
+    expect(iam.json).toMatchObject({ user: { name: 'alice.w' } });
+    expect((access.json as { others_auths: UserAuthBody[] }).others_auths).toContainEqual({
+      user_id: userId('alice'),
+      user_name: 'alice',
+      auth: 3,
+    });
+  });
+});
+
+describe('IAM under AK/SK', () => {
+  it.each([
+    ['with the account in X-Domain-Id', { 'x-domain-id': seed.account.id }, 200],
+    ['without X-Domain-Id', {}, 401],
+    ['with another account', { 'x-domain-id': 'f'.repeat(32) }, 401],
+  ])('answers a signed user look-up %s: %i', async (_case, extra, status) => {
+    // Prepare
+    const sim = await start();
+    const url = `${sim.iamUrl}/v3/users/${userId('alice')}`;
+
+    // Act
+    const answer = await call(url, { headers: signedHeaders('GET', url, '', { extra }) });
+
+    // Assess
+    expect(answer.status).toBe(status);
+    if (status === 401) expect(errorCode(answer.json)).toBe('APIGW.0301');
+  });
+
+  it('reads a space as %20 and a plus as a plus when verifying the query', async () => {
+    // Prepare
+    const sim = await start();
+    const john = sim.addUser({ name: 'John Smith' });
+    const url = `${sim.iamUrl}/v3/users?name=John%20Smith`;
+    const extra = { 'x-domain-id': seed.account.id };
+
+    // Act
+    const answer = await call(url, { headers: signedHeaders('GET', url, '', { extra }) });
+    const plus = await call(`${sim.iamUrl}/v3/users?name=John+Smith`, {
+      headers: signedHeaders('GET', url, '', { extra }),
+    });
+
+    // Assess: the same signature does not cover `+` (a plus sign to the gateway, not a space).
+    expect(answer.status).toBe(200);
+    expect((answer.json as { users: Array<{ id: string }> }).users.map((u) => u.id)).toEqual([john.id]);
+    expect(plus.status).toBe(401);
+  });
+});
+
+describe('hostile faults, on the wire', () => {
+  it.each([
+    ['not-published', 404, 'APIGW.0101'],
+    ['unauthorized', 401, 'APIGW.0301'],
+    ['throttled', 429, 'APIGW.0308'],
+  ] as const)('gateway %s answers %i %s in the flat gateway shape', async (gateway, status, code) => {
+    // Prepare
+    const sim = await start({ faults: { failTargets: [{ gateway }] } });
+
+    // Act
+    const answer = await call(repoUrl(sim, 'core', 'api/server'));
+
+    // Assess
+    expect(answer.status).toBe(status);
+    expect(shapeOf(answer.json)).toBe(2);
+    expect(errorCode(answer.json)).toBe(code);
+  });
+
+  it.each([
+    ['bad-gateway', 502],
+    ['unavailable', 503],
+    ['gateway-timeout', 504],
+  ] as const)('gateway %s answers %i with an HTML page', async (gateway, status) => {
+    // Prepare
+    const sim = await start({ faults: { failTargets: [{ gateway }] } });
+
+    // Act
+    const res = await request(repoUrl(sim, 'core', 'api/server'), { dispatcher });
+    const text = await res.body.text();
+
+    // Assess
+    expect(res.statusCode).toBe(status);
+    expect(String(res.headers['content-type'])).toContain('text/html');
+    expect(text).toContain(`<title>${status}`);
+  });
+
+  it('an echo fault quotes the request credentials in its body (what the client must redact)', async () => {
+    // Prepare
+    const sim = await start({ faults: { failTargets: [{ echo: true }] } });
+    const token = sa.staticToken ?? '';
+
+    // Act
+    const answer = await call(repoUrl(sim, 'core', 'api/server'), { headers: { 'x-auth-token': token } });
+
+    // Assess
+    expect(answer.status).toBe(400);
+    expect(answer.text).toContain(token);
+  });
+
+  it('the quota answers 429 APIGW.0308 with Retry-After past the burst, and refills with time', async () => {
+    // Prepare
+    const sim = await start({ faults: { quota: { ratePerSecond: 1, burst: 2, retryAfterSeconds: 2 } } });
+    const headers = { 'x-auth-token': sa.staticToken ?? '' };
+    const url = repoUrl(sim, 'core', 'api/server');
+
+    // Act
+    const statuses = [];
+    for (let i = 0; i < 3; i += 1) statuses.push(await call(url, { headers }));
+    clock += 1000;
+    const later = await call(url, { headers });
+
+    // Assess
+    expect(statuses.map((a) => a.status)).toEqual([200, 200, 429]);
+    expect(errorCode(statuses[2]?.json)).toBe('APIGW.0308');
+    expect(statuses[2]?.headers['retry-after']).toBe('2');
+    expect(later.status).toBe(200);
+  });
+
+  it('a ghost write answers like SWR and changes nothing', async () => {
+    // Prepare
+    const sim = await start({ faults: { ghostWriteRate: 1 } });
+    const headers = { 'x-auth-token': sa.staticToken ?? '' };
+
+    // Act
+    const answer = await call(repoUrl(sim, 'core', 'base/node'), {
+      method: 'POST',
+      headers,
+      body: [userAuth('frank', 1)],
+    });
+
+    // Assess
+    expect(answer.status).toBe(201);
+    expect(answer.text).toBe('');
+    expect(sim.permissions().repos['core/base/node']).toEqual({});
+  });
+
+  it.each([
+    ['others-null', (j: Record<string, unknown>) => j.others_auths === null],
+    [
+      'auth-string',
+      (j: Record<string, unknown>) => (j.others_auths as Array<{ auth: unknown }>)[0]?.auth === '3',
+    ],
+    [
+      'user-id-missing',
+      (j: Record<string, unknown>) => !('user_id' in ((j.others_auths as object[])[0] ?? {})),
+    ],
+  ] as const)('malformed %s changes the documented shape of a GET', async (malformed, holds) => {
+    // Prepare
+    const sim = await start({ faults: { failTargets: [{ malformed }] } });
+
+    // Act
+    const answer = await call(repoUrl(sim, 'core', 'api/server'), {
+      headers: { 'x-auth-token': sa.staticToken ?? '' },
+    });
+
+    // Assess
+    expect(answer.status).toBe(200);
+    expect(holds(answer.json as Record<string, unknown>)).toBe(true);
+  });
+});
+
+describe('AK/SK signatures computed by the official SDK', () => {
+  it.each([
+    ['name=John%20Smith', '935fedbb098c33d189c70cf176b3ba5d2c328477467aa1b6e3b5dcfc18ba6d98', 200],
+    ['name=a%2Bb%20c&domain_id=d0', 'b39e27a4c011c85bde2d1a677149c35815c6487285384f76b1fa8c889ed11554', 200],
+    // The same signature over `+` instead of `%20`: to the gateway that is another query.
+    ['name=John+Smith', '935fedbb098c33d189c70cf176b3ba5d2c328477467aa1b6e3b5dcfc18ba6d98', 401],
+  ])('verifies GET /v3/users?%s', async (query, signature, status) => {
+    // Prepare: the request @huaweicloud/huaweicloud-sdk-core 3.1.211 signed (see test/unit/swr-signer.test.ts).
+    const account = 'd0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0';
+    const official = structuredClone(seed);
+    official.account.id = account;
+    official.credentials = [{ ak: 'AKEXAMPLE', sk: 'SKEXAMPLE-not-a-real-secret', userId: sa.id }];
+    clock = Date.UTC(2024, 4, 6, 7, 8, 9);
+    const sim = await start({ seed: official });
+
+    // Act
+    const answer = await call(`${sim.iamUrl}/v3/users?${query}`, {
+      headers: {
+        host: 'iam.myhuaweicloud.com',
+        'content-type': 'application/json',
+        'x-domain-id': account,
+        'x-sdk-date': '20240506T070809Z',
+        authorization: `SDK-HMAC-SHA256 Access=AKEXAMPLE, SignedHeaders=content-type;host;x-domain-id;x-sdk-date, Signature=${signature}`,
+      },
+    });
+
+    // Assess
+    expect(answer.status).toBe(status);
   });
 });

@@ -154,6 +154,7 @@ const authKinds = (seed: SimulatorSeed) => {
         HUAWEICLOUD_SDK_AK: ak,
         HUAWEICLOUD_SDK_SK: secrets.sk,
         HUAWEICLOUD_PROJECT_ID: seed.project.id,
+        HUAWEICLOUD_DOMAIN_ID: seed.account.id,
         HUAWEICLOUD_SECURITY_TOKEN: secrets.securityToken,
       },
       bad: {
@@ -161,6 +162,7 @@ const authKinds = (seed: SimulatorSeed) => {
         HUAWEICLOUD_SDK_AK: ak,
         HUAWEICLOUD_SDK_SK: secrets.wrongSk,
         HUAWEICLOUD_PROJECT_ID: seed.project.id,
+        HUAWEICLOUD_DOMAIN_ID: seed.account.id,
         HUAWEICLOUD_SECURITY_TOKEN: secrets.securityToken,
       },
     },
@@ -256,9 +258,10 @@ beforeAll(async () => {
           ak,
           sk: secrets.wrongSk,
           projectId: seed.project.id,
+          domainId: seed.account.id,
           securityToken: secrets.securityToken,
         },
-        { kind: 'aksk', ak, sk: secrets.sk, projectId: seed.project.id },
+        { kind: 'aksk', ak, sk: secrets.sk, projectId: seed.project.id, domainId: seed.account.id },
         { kind: 'token', token: secrets.staticToken },
       ];
       sim.setFaults({ failTargets: [{ target: 'core/api/server', method: 'DELETE', status: 500 }] });
@@ -346,6 +349,7 @@ beforeAll(async () => {
         HUAWEICLOUD_SDK_AK: ak,
         HUAWEICLOUD_SDK_SK: secrets.sk,
         HUAWEICLOUD_PROJECT_ID: '0123',
+        HUAWEICLOUD_DOMAIN_ID: 'd0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0',
         HUAWEICLOUD_SECURITY_TOKEN: secrets.securityToken,
       },
       { ...unreachable, SWR_AUTH_TOKEN: secrets.staticToken, HUAWEICLOUD_SDK_SK: secrets.sk },

@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { authFromSecret, readConfig } from '../../lib/config.ts';
 import { ConfigError } from '../../lib/errors.ts';
+import { redactSecrets } from '../../lib/redact.ts';
 
 const secretToken = 'tok-SECRET-9f8e7d';
 const secretPassword = 'pw-SECRET-1a2b3c';
 const secretSk = 'sk-SECRET-4d5e6f';
+const domainId = 'd0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0';
 
 const envFactory = (
   overrides: Record<string, string | undefined> = {},
@@ -38,7 +40,93 @@ describe('readConfig', () => {
     expect(config.credentials).toEqual({ kind: 'token', token: secretToken });
     expect(config.swrConcurrency).toBe(8);
     expect(config.retry).toEqual({ maxAttempts: 4, baseDelayMs: 200, maxDelayMs: 5000 });
+    expect(config.swrRateLimit).toEqual({ ratePerSecond: 50, burst: 20 });
     expect(config.dryRun).toBe(false);
+  });
+
+  it('reads the SWR rate limit', () => {
+    // Act
+    const config = readConfig(envFactory({ SWR_MAX_RPS: '25', SWR_BURST: '5' }));
+
+    // Assess
+    expect(config.swrRateLimit).toEqual({ ratePerSecond: 25, burst: 5 });
+  });
+
+  it.each([
+    ['SWR_MAX_RPS', '0'],
+    ['SWR_MAX_RPS', 'fast'],
+    ['SWR_BURST', '0'],
+    ['SWR_BURST', '1001'],
+  ])('refuses %s=%s', (name, value) => {
+    // Act
+    const problems = problemsOf(envFactory({ [name]: value }));
+
+    // Assess
+    expect(problems.some((problem) => problem.startsWith(`${name}:`))).toBe(true);
+  });
+
+  it('reads the account id for AK/SK and signs IAM calls with it', () => {
+    // Act
+    const config = readConfig(
+      envFactory({
+        SWR_AUTH_TOKEN: undefined,
+        HUAWEICLOUD_SDK_AK: 'AKEXAMPLE',
+        HUAWEICLOUD_SDK_SK: secretSk,
+        HUAWEICLOUD_PROJECT_ID: 'p1',
+        HUAWEICLOUD_DOMAIN_ID: domainId,
+      }),
+    );
+
+    // Assess
+    expect(config.credentials).toMatchObject({ kind: 'aksk', projectId: 'p1', domainId });
+  });
+
+  it.each([
+    [undefined, 'HUAWEICLOUD_DOMAIN_ID is required for AK/SK signing'],
+    [
+      'acme-account',
+      'HUAWEICLOUD_DOMAIN_ID must be the account ID (32 lowercase hexadecimal characters), not its name',
+    ],
+  ])('refuses AK/SK with HUAWEICLOUD_DOMAIN_ID=%j', (value, problem) => {
+    // Act
+    const problems = problemsOf(
+      envFactory({
+        SWR_AUTH_TOKEN: undefined,
+        HUAWEICLOUD_SDK_AK: 'AKEXAMPLE',
+        HUAWEICLOUD_SDK_SK: secretSk,
+        HUAWEICLOUD_PROJECT_ID: 'p1',
+        HUAWEICLOUD_DOMAIN_ID: value,
+      }),
+    );
+
+    // Assess
+    expect(problems).toContain(problem);
+  });
+
+  it('registers the secret values it reads, so upstream text quoting them is redacted', () => {
+    // Prepare
+    const password = 'pw-REGISTERED-77aa';
+    const sk = 'sk-REGISTERED-88bb';
+
+    // Act
+    try {
+      readConfig(envFactory({ SWR_AUTH_TOKEN: undefined, HUAWEICLOUD_IAM_PASSWORD: password }));
+    } catch {
+      // Incomplete on purpose: the password is registered before any check.
+    }
+    authFromSecret(
+      JSON.stringify({
+        HUAWEICLOUD_SDK_AK: 'AK',
+        HUAWEICLOUD_SDK_SK: sk,
+        HUAWEICLOUD_PROJECT_ID: 'p',
+        HUAWEICLOUD_DOMAIN_ID: domainId,
+      }),
+    );
+
+    // Assess
+    expect(redactSecrets(`IAM said: wrong password ${password}; sk ${sk}`)).toBe(
+      'IAM said: wrong password [REDACTED]; sk [REDACTED]',
+    );
   });
 
   it.each([
@@ -60,6 +148,7 @@ describe('readConfig', () => {
         HUAWEICLOUD_SDK_AK: 'AKEXAMPLE',
         HUAWEICLOUD_SDK_SK: secretSk,
         HUAWEICLOUD_PROJECT_ID: '0123',
+        HUAWEICLOUD_DOMAIN_ID: domainId,
       },
       kind: 'aksk',
     },

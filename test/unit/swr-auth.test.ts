@@ -444,6 +444,58 @@ describe('static token and AK/SK', () => {
   });
 });
 
+describe('AK/SK on IAM, a global service', () => {
+  const domainId = 'd0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0';
+
+  it('names the account in a signed X-Domain-Id and sends no project on IAM calls', async () => {
+    // Prepare
+    const harness = harnessFactory({
+      kind: 'aksk',
+      ak: 'AKEXAMPLE',
+      sk: secrets.sk,
+      projectId: 'proj1',
+      domainId,
+    });
+    const iamRequests: Recorded[] = [];
+    harness.iam.intercept({ path: '/v3/users?name=John%20Smith', method: 'GET' }).reply<object>((opts) => {
+      harness.record(iamRequests, opts);
+      return { statusCode: 200, data: { users: [{ id: 'f'.repeat(32), name: 'John Smith' }] } };
+    });
+
+    // Act
+    const user = await harness.services.users.findByName('John Smith');
+
+    // Assess
+    expect(user).toEqual({ id: 'f'.repeat(32), name: 'John Smith' });
+    const seen = iamRequests[0] as Recorded;
+    expect(seen.headers['x-domain-id']).toBe(domainId);
+    expect(seen.headers['x-project-id']).toBeUndefined();
+    expect(seen.headers.authorization).toContain('SignedHeaders=host;x-domain-id;x-sdk-date,');
+    const verdict = verifySignature(
+      {
+        method: 'GET',
+        url: new URL(seen.path, iamOrigin),
+        headers: { ...seen.headers, host: new URL(iamOrigin).host },
+      },
+      (ak) => (ak === 'AKEXAMPLE' ? secrets.sk : undefined),
+      { now: start },
+    );
+    expect(verdict).toMatchObject({ ok: true });
+  });
+
+  it('refuses an IAM call under AK/SK without an account id, before sending it', async () => {
+    // Prepare
+    const harness = harnessFactory({ kind: 'aksk', ak: 'AKEXAMPLE', sk: secrets.sk, projectId: 'proj1' });
+
+    // Act
+    const error = await caught(harness.services.users.findByName('alice'));
+
+    // Assess
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toContain('HUAWEICLOUD_DOMAIN_ID');
+  });
+});
+
 describe('secrets stay out of errors', () => {
   const failures: Array<[string, AuthConfig, (h: ReturnType<typeof harnessFactory>) => void]> = [
     [

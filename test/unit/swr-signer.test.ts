@@ -2,11 +2,15 @@ import { createHash, createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
   canonicalQuery,
+  canonicalRequest,
   canonicalUri,
+  encodeQuery,
   formatSdkDate,
   parseAuthorization,
   parseSdkDate,
+  signature,
   signRequest,
+  stringToSign,
   verifySignature,
 } from '../../lib/swr/signer.ts';
 
@@ -111,9 +115,14 @@ describe('canonicalisation', () => {
     ['name=a b&x=*', 'name=a%20b&x=%2A'],
     ['k=2&k=1', 'k=1&k=2'],
     ['', ''],
+    ['?name=John%20Smith', 'name=John%20Smith'],
+    // The gateway reads `+` as a plus sign (the SDKs never send it for a space).
+    ['name=a+b', 'name=a%2Bb'],
+    ['name=a%2Bb%20c', 'name=a%2Bb%20c'],
+    ['name=%C3%A9%7E', 'name=%C3%A9~'],
   ])('query %j → %j', (query, expected) => {
     // Act & Assess
-    expect(canonicalQuery(new URLSearchParams(query))).toBe(expected);
+    expect(canonicalQuery(query)).toBe(expected);
   });
 
   it('formats and parses X-Sdk-Date', () => {
@@ -180,5 +189,83 @@ describe('verifySignature', () => {
 
     // Assess
     expect(result).toEqual({ ok: false, reason });
+  });
+});
+
+describe('against the official SDK signer', () => {
+  // Computed once with @huaweicloud/huaweicloud-sdk-core 3.1.211 `AKSKSigner.sign` (not a dependency
+  // of this project): GET https://iam.myhuaweicloud.com/v3/users with these query parameters,
+  // headers X-Sdk-Date 20240506T070809Z, content-type application/json, X-Domain-Id d0…d0, AK
+  // AKEXAMPLE, SK SKEXAMPLE-not-a-real-secret. The SDK signs every header it sends.
+  const officialSk = 'SKEXAMPLE-not-a-real-secret';
+  const officialHeaders = {
+    'Content-Type': 'application/json',
+    'X-Domain-Id': 'd0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0',
+    'X-Sdk-Date': '20240506T070809Z',
+  };
+
+  it.each([
+    [
+      { name: 'John Smith' },
+      'name=John%20Smith',
+      '935fedbb098c33d189c70cf176b3ba5d2c328477467aa1b6e3b5dcfc18ba6d98',
+    ],
+    [
+      { name: 'a+b c', domain_id: 'd0' },
+      'name=a%2Bb%20c&domain_id=d0',
+      'b39e27a4c011c85bde2d1a677149c35815c6487285384f76b1fa8c889ed11554',
+    ],
+    // Sorted as decoded: `~` (0x7e) before `é`, though `%C3%A9` would sort before `~` escaped.
+    [
+      [
+        ['\u00e9k', '2'],
+        ['~k', '1'],
+        ['name', '\u00e9'],
+        ['name', '~'],
+      ] as Array<[string, string]>,
+      '%C3%A9k=2&~k=1&name=%C3%A9&name=~',
+      '84ee6b3b4028789c576cd3aac12a80629981be9923841159180bb67e7a007279',
+    ],
+  ])('signs %j as the SDK does, with the query on the wire as %s', (query, wire, expected) => {
+    // Prepare
+    const url = new URL(`https://iam.myhuaweicloud.com/v3/users?${encodeQuery(query)}`);
+
+    // Act
+    const canonical = canonicalRequest({ method: 'GET', url, headers: officialHeaders }, [
+      'content-type',
+      'host',
+      'x-domain-id',
+      'x-sdk-date',
+    ]);
+
+    // Assess
+    expect(url.search).toBe(`?${wire}`);
+    expect(signature(officialSk, stringToSign('20240506T070809Z', canonical))).toBe(expected);
+  });
+
+  it.each([
+    [{ name: 'John Smith' }, 'name=John%20Smith'],
+    [{ name: 'a+b' }, 'name=a%2Bb'],
+    [{ q: "it's (ok)*!" }, 'q=it%27s%20%28ok%29%2A%21'],
+    [{ name: 'Zoë~' }, 'name=Zo%C3%AB~'],
+  ])('encodes %j for the wire as %s (never + for a space)', (query, expected) => {
+    expect(encodeQuery(query)).toBe(expected);
+  });
+
+  it('signs IAM calls with X-Domain-Id', () => {
+    // Act
+    const added = signRequest(
+      {
+        method: 'GET',
+        url: new URL('https://iam.myhuaweicloud.com/v3/users?name=John%20Smith'),
+        headers: {},
+      },
+      { ak, sk },
+      { date, domainId: 'd0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0' },
+    );
+
+    // Assess
+    expect(added['X-Domain-Id']).toBe('d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0');
+    expect(added.Authorization).toContain('SignedHeaders=host;x-domain-id;x-sdk-date,');
   });
 });
