@@ -185,6 +185,8 @@ const runScenario = async (scenario: Scenario): Promise<string[]> => {
         retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 5, maxRetryAfterMs: 0 },
         timeouts: { requestTimeoutMs: 2_000 },
         userCache: { ttlMs: 0, negativeTtlMs: 0 },
+        // The per-instance quota would only make the test slow; it is not what is tested here.
+        rateLimit: { ratePerSecond: 100_000, burst: 100_000 },
       },
       {},
     );
