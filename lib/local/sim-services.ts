@@ -4,6 +4,7 @@
  */
 import type { Simulator } from '../sim/index.ts';
 import { createSwrServices, type SwrServices, type SwrServicesHooks } from '../swr/index.ts';
+import type { RateLimit } from '../swr/rate-limit.ts';
 import type { RetryPolicy } from '../swr/retry.ts';
 
 /**
@@ -11,7 +12,7 @@ import type { RetryPolicy } from '../swr/retry.ts';
  */
 const simulatorServices = (
   sim: Simulator,
-  options: { retry?: Partial<RetryPolicy>; hooks?: SwrServicesHooks } = {},
+  options: { retry?: Partial<RetryPolicy>; rateLimit?: Partial<RateLimit>; hooks?: SwrServicesHooks } = {},
 ): SwrServices =>
   createSwrServices(
     {
@@ -25,6 +26,7 @@ const simulatorServices = (
         project: sim.seed.project.name,
       },
       ...(options.retry === undefined ? {} : { retry: options.retry }),
+      ...(options.rateLimit === undefined ? {} : { rateLimit: options.rateLimit }),
     },
     options.hooks ?? {},
   );

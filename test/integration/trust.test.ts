@@ -67,7 +67,11 @@ const harnessFactory = async (
     ...(options.seed === undefined ? {} : { seed: options.seed }),
     ...(options.latencyMs === undefined ? {} : { latencyMs: options.latencyMs }),
   });
-  const services = simulatorServices(sim, { retry: { baseDelayMs: 5, maxDelayMs: 20 } });
+  const services = simulatorServices(sim, {
+    retry: { baseDelayMs: 5, maxDelayMs: 20 },
+    // The per-instance quota is another test's subject; here it would only make the sweep slow.
+    rateLimit: { ratePerSecond: 5_000, burst: 5_000 },
+  });
   const telemetry = createMemoryTelemetry();
   const dlq = memoryDlq();
   const deps: PipelineDeps = {
@@ -198,6 +202,160 @@ describe('2. one bad user never fails another user coalesced into the same call'
     expect(holdings(sim, users.frank)).toMatchObject({ 'data/etl/jobs': 3, 'data/warehouse/loader': 3 });
     expect(dlq.letters.map((letter) => letter.messageId)).toEqual([bad.messageId]);
     expect(dlq.letters[0]?.error.code).toMatch(/^SVCSTG\.SWR\.400/);
+  });
+});
+
+describe('3. a read that is not the documented shape is a failed read, never "nobody"', () => {
+  it.each([
+    'others-missing',
+    'others-null',
+    'others-not-array',
+    'auth-string',
+    'user-id-missing',
+    'html',
+    'truncated',
+    'empty',
+    'plain-text',
+  ] as const)(
+    'an offboarding whose read comes back %s is retried, and the user keeps nothing once it is applied',
+    async (malformed) => {
+      // Prepare: bob holds write on core/api/server; every read of it is garbled in the first delivery.
+      const { sim, deps } = await harnessFactory();
+      sim.setFaults({ failTargets: [{ target: 'core/api/server', method: 'GET', malformed }] });
+      const message = offboarding({ id: users.bob });
+
+      // Act
+      const first = await processRecords([recordOf(message, 1)], deps, settings, Date.now() + 60_000);
+      sim.setFaults({ failTargets: [] });
+      const second = await processRecords([recordOf(message, 2)], deps, settings, Date.now() + 60_000);
+
+      // Assess: never "applied" while bob still held write there.
+      expect(first.applied).toEqual([]);
+      expect(first.retried[0]?.error).toMatchObject({ retryable: true });
+      expect(second.applied).toHaveLength(1);
+      expect(holdings(sim, users.bob)).toEqual({});
+    },
+  );
+});
+
+describe('verified writes: a 2xx is not proof', () => {
+  it.each(['ghost', 'html-not-applied'] as const)(
+    'a write that says 2xx but did nothing (%s) is written again, and the join is applied only when SWR shows it',
+    async (lie) => {
+      // Prepare
+      const { sim, deps } = await harnessFactory();
+      sim.setFaults({ failTargets: [{ target: 'data/etl/jobs', method: 'POST', lie, times: 1 }] });
+
+      // Act
+      const report = await processRecords(
+        [recordOf(join({ id: users.frank }, 'data'))],
+        deps,
+        settings,
+        Date.now() + 60_000,
+      );
+
+      // Assess
+      expect(report.applied).toHaveLength(1);
+      expect(holdings(sim, users.frank)['data/etl/jobs']).toBe(3);
+    },
+  );
+
+  it('a write that never shows is retried by SQS with the reason, never reported applied', async () => {
+    // Prepare
+    const { sim, deps } = await harnessFactory();
+    sim.setFaults({ failTargets: [{ target: 'data/etl/jobs', method: 'POST', lie: 'ghost' }] });
+
+    // Act
+    const report = await processRecords(
+      [recordOf(join({ id: users.frank }, 'data'))],
+      deps,
+      settings,
+      Date.now() + 60_000,
+    );
+
+    // Assess
+    expect(report.applied).toEqual([]);
+    expect(report.retried[0]?.error).toMatchObject({
+      code: 'WRITE_NOT_EFFECTIVE',
+      retryable: true,
+      target: 'data/etl/jobs',
+    });
+    expect(holdings(sim, users.frank)['data/etl/jobs']).toBeUndefined();
+  });
+});
+
+describe('an offboarding is proven in the trail', () => {
+  it('logs the proof: when, and how many targets were read back empty', async () => {
+    // Prepare
+    const { deps, telemetry } = await harnessFactory();
+
+    // Act
+    await processRecords([recordOf(offboarding({ id: users.bob }))], deps, settings, Date.now() + 60_000);
+
+    // Assess
+    const proof = telemetry.lines.find((line) => line.message === 'offboarding proven');
+    expect(proof).toMatchObject({ userId: users.bob, proof: true });
+    expect(proof?.checked).toBeGreaterThan(10);
+  });
+});
+
+describe('5 and 6. IAM answers that are not "no such user"', () => {
+  it('a gateway 404 on an IAM look-up is retried with a reason that points at IAM_ENDPOINT, not dead-lettered as UNKNOWN_USER', async () => {
+    // Prepare
+    const { sim, deps, dlq } = await harnessFactory();
+    sim.setFaults({ failTargets: [{ kind: 'iam', method: 'GET', gateway: 'not-published' }] });
+
+    // Act
+    const report = await processRecords(
+      [recordOf(join({ id: users.frank }, 'data'))],
+      deps,
+      settings,
+      Date.now() + 60_000,
+    );
+
+    // Assess
+    expect(dlq.letters).toEqual([]);
+    expect(report.retried[0]?.error).toMatchObject({ retryable: true });
+    expect(report.retried[0]?.error.code).not.toBe('UNKNOWN_USER');
+    expect(report.retried[0]?.error.message).toContain('IAM_ENDPOINT');
+  });
+
+  it('a join by a name two IAM users share is dead-lettered as ambiguous; nobody is granted', async () => {
+    // Prepare
+    const { sim, deps, dlq } = await harnessFactory();
+    sim.addUser({ name: 'frank' });
+    const before = sim.permissions();
+
+    // Act
+    const report = await processRecords(
+      [recordOf(join({ name: 'frank' }, 'security'))],
+      deps,
+      settings,
+      Date.now() + 60_000,
+    );
+
+    // Assess
+    expect(report.applied).toEqual([]);
+    expect(dlq.letters[0]?.error).toMatchObject({ code: 'AMBIGUOUS_USER', retryable: false });
+    expect(sim.permissions()).toEqual(before);
+  });
+
+  it('a join for a user IAM renamed grants under the name IAM has now', async () => {
+    // Prepare: the event still carries the old name; SWR only accepts IAM's current one.
+    const { sim, deps } = await harnessFactory();
+    sim.renameUser(users.frank, 'frank-renamed');
+
+    // Act
+    const report = await processRecords(
+      [recordOf(join({ id: users.frank, name: 'frank' }, 'data'))],
+      deps,
+      settings,
+      Date.now() + 60_000,
+    );
+
+    // Assess
+    expect(report.applied).toHaveLength(1);
+    expect(holdings(sim, users.frank)['data/etl/jobs']).toBe(3);
   });
 });
 
