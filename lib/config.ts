@@ -8,6 +8,7 @@ import { ConfigError } from './errors.ts';
 import { registerSecrets } from './redact.ts';
 import type { AuthConfig } from './swr/auth.ts';
 import { assertEndpoint } from './swr/endpoint.ts';
+import { defaultRateLimit } from './swr/rate-limit.ts';
 
 /** Credentials still to be fetched from Secrets Manager (a JSON object with the same env keys). */
 type CredentialsSource = AuthConfig | { kind: 'secret'; secretArn: string };
@@ -85,8 +86,8 @@ const envSchema = z.object({
   POLICY_FILE: trimmed,
   SWR_MAX_CONCURRENCY: intIn(1, 64, 8),
   // Huawei's gateway allows 200 requests per second per API by default; stay well below it.
-  SWR_MAX_RPS: intIn(1, 1000, 50),
-  SWR_BURST: intIn(1, 1000, 20),
+  SWR_MAX_RPS: intIn(1, 10_000, defaultRateLimit.ratePerSecond),
+  SWR_BURST: intIn(1, 10_000, defaultRateLimit.burst),
   RETRY_MAX_ATTEMPTS: intIn(1, 10, 4),
   RETRY_BASE_DELAY_MS: intIn(1, 60_000, 200),
   RETRY_MAX_DELAY_MS: intIn(1, 120_000, 5_000),

@@ -27,6 +27,8 @@ const MetricNames = {
   revokes: 'Revokes',
   apiCalls: 'ApiCalls',
   apiRetries: 'ApiRetries',
+  /** An SWR request waited for the instance's own rate limit (SWR_MAX_RPS). */
+  rateLimitWaits: 'RateLimitWaits',
   replans: 'Replans',
   staleEvents: 'StaleEventsIgnored',
   deferredEvents: 'EventsDeferred',

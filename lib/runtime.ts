@@ -72,6 +72,7 @@ const swrServicesFor = (config: AppConfig, auth: AuthConfig, metrics: MetricsSin
     {
       onRequest: () => metrics.count(MetricNames.apiCalls),
       onRetry: () => metrics.count(MetricNames.apiRetries),
+      onRateLimitWait: () => metrics.count(MetricNames.rateLimitWaits),
     },
   );
 

@@ -60,8 +60,15 @@ beforeAll(async () => {
       resetRate: 0.01,
       latencyMs: 1,
     },
-    // Two attempts per call: some failures outlast them and go back to SQS.
-    env: { REQUEST_TIMEOUT_MS: '400', RETRY_MAX_ATTEMPTS: '2', RETRY_MAX_DELAY_MS: '400' },
+    // Two attempts per call: some failures outlast them and go back to SQS. The instance quota is
+    // raised: it only spreads the same calls over more time, and has tests of its own.
+    env: {
+      REQUEST_TIMEOUT_MS: '400',
+      RETRY_MAX_ATTEMPTS: '2',
+      RETRY_MAX_DELAY_MS: '400',
+      SWR_MAX_RPS: '2000',
+      SWR_BURST: '2000',
+    },
     retryVisibilitySeconds: 1,
     crash: ledger.crash,
     onInvocation: ledger.onInvocation,

@@ -40,7 +40,7 @@ describe('readConfig', () => {
     expect(config.credentials).toEqual({ kind: 'token', token: secretToken });
     expect(config.swrConcurrency).toBe(8);
     expect(config.retry).toEqual({ maxAttempts: 4, baseDelayMs: 200, maxDelayMs: 5000 });
-    expect(config.swrRateLimit).toEqual({ ratePerSecond: 50, burst: 20 });
+    expect(config.swrRateLimit).toEqual({ ratePerSecond: 20, burst: 10 });
     expect(config.dryRun).toBe(false);
   });
 
@@ -56,7 +56,7 @@ describe('readConfig', () => {
     ['SWR_MAX_RPS', '0'],
     ['SWR_MAX_RPS', 'fast'],
     ['SWR_BURST', '0'],
-    ['SWR_BURST', '1001'],
+    ['SWR_BURST', '10001'],
   ])('refuses %s=%s', (name, value) => {
     // Act
     const problems = problemsOf(envFactory({ [name]: value }));
