@@ -6,6 +6,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { AuthLevel, Target } from './domain.ts';
 import { permissionOfLevel, targetKey } from './domain.ts';
+import { redactSecrets } from './redact.ts';
 
 type LogAttributes = Record<string, unknown>;
 
@@ -79,14 +80,25 @@ const auditLogAttributes = (record: AuditRecord): LogAttributes => ({
   ...(record.reason === undefined ? {} : { reason: record.reason }),
 });
 
+/**
+ * Every text attribute of a record passes through the secret redactor: error texts carry what
+ * upstream services echoed, and a log line is the first place a leaked token would be read.
+ */
+const redactAttributes = (attributes: LogAttributes): LogAttributes => {
+  const out: LogAttributes = {};
+  for (const [key, value] of Object.entries(attributes))
+    out[key] = typeof value === 'string' ? redactSecrets(value) : value;
+  return out;
+};
+
 const createPowertoolsLog = (serviceName: string): Log & { logger: Logger } => {
   const logger = new Logger({ serviceName });
   return {
     logger,
-    debug: (message, attributes = {}) => logger.debug(message, attributes),
-    info: (message, attributes = {}) => logger.info(message, attributes),
-    warn: (message, attributes = {}) => logger.warn(message, attributes),
-    error: (message, attributes = {}) => logger.error(message, attributes),
+    debug: (message, attributes = {}) => logger.debug(redactSecrets(message), redactAttributes(attributes)),
+    info: (message, attributes = {}) => logger.info(redactSecrets(message), redactAttributes(attributes)),
+    warn: (message, attributes = {}) => logger.warn(redactSecrets(message), redactAttributes(attributes)),
+    error: (message, attributes = {}) => logger.error(redactSecrets(message), redactAttributes(attributes)),
   };
 };
 

@@ -4,6 +4,7 @@
  * in-process. Errors are one clear line on stderr (a ConfigError with its list of problems).
  */
 import { ConfigError, SyncError } from '../errors.ts';
+import { redactSecrets } from '../redact.ts';
 import { auditCommand, redriveCommand, simulateCommand, validatePolicyCommand } from './commands.ts';
 import { runEventCommand } from './events-command.ts';
 import { type CliIo, type ExitCode, ExitCodes, line, UsageError } from './io.ts';
@@ -80,7 +81,7 @@ const main = async (argv: readonly string[], io: Partial<CliIo> = {}): Promise<E
   try {
     return await command.run(rest, full);
   } catch (error) {
-    line(full.stderr, `swr-access ${name}: ${describeError(error)}`);
+    line(full.stderr, `swr-access ${name}: ${redactSecrets(describeError(error))}`);
     if (error instanceof UsageError) {
       if (error.usage !== undefined) line(full.stderr, error.usage.split('\n')[0]);
       return ExitCodes.usage;
