@@ -1,8 +1,12 @@
 /**
- * A local stand-in for Lambda's SQS event source mapping on a FIFO queue, with
- * ReportBatchItemFailures on: `maximumConcurrency` pollers receive batches, build the event
+ * A local stand-in for Lambda's SQS event source mapping, with ReportBatchItemFailures on:
+ * `maximumConcurrency` pollers (each one function instance) receive batches, build the event
  * Lambda would build, invoke the handler with a Lambda-like context and a timeout, then delete
  * what succeeded and leave the rest for SQS to redeliver (and finally redrive to the DLQ).
+ *
+ * Batches are gathered as Lambda gathers them: on a FIFO queue one receive of up to 10; on a
+ * standard queue, receives of 10 until the batch size is reached, the batching window (counted
+ * from the first message) ends, or the event would pass Lambda's 6 MB invocation payload.
  *
  * Deviations from AWS, on purpose: `retryVisibilitySeconds` shortens the wait before a failed
  * message comes back; a timed-out handler is not frozen (it keeps running in the background
@@ -46,8 +50,12 @@ interface PollerOptions {
   queue: { url: string; arn: string };
   functionName: string;
   handler: SqsBatchHandler;
-  /** 1–10, as Lambda allows for FIFO queues. */
+  /** FIFO: 1–10; standard: 1–10,000 (above 10 only with a batching window of 1 s or more), as Lambda allows. */
   batchSize: number;
+  /** A FIFO queue (default: the URL ends in `.fifo`). */
+  fifo?: boolean;
+  /** Standard queues only: how long a batch is gathered after its first message, 0–300 s (default 0). */
+  maximumBatchingWindowSeconds?: number;
   maximumConcurrency: number;
   functionTimeoutMs: number;
   /** Local deviation: failed messages become visible after this; default: the queue's visibility timeout. */
@@ -88,6 +96,13 @@ type HandlerOutcome =
 type Failures = { all: true; reason: string } | { all: false; ids: Set<string> };
 
 const sqsBatchLimit = 10;
+/** Lambda's limits for an SQS event source mapping. */
+const standardBatchLimit = 10_000;
+const maxBatchingWindowSeconds = 300;
+/** Lambda's synchronous invocation payload limit: a batch stops growing before its event passes it. */
+const maxPayloadBytes = 6 * 1024 * 1024;
+/** While a window is open and the queue is empty, look again this often. */
+const windowPollMs = 20;
 
 const regionOfArn = (arn: string): string => arn.split(':')[3] || 'us-east-1';
 
@@ -186,9 +201,19 @@ const chunks = <T>(items: T[], size: number): T[][] => {
 
 const validate = (options: PollerOptions): void => {
   const problems: string[] = [];
-  if (!Number.isInteger(options.batchSize) || options.batchSize < 1 || options.batchSize > sqsBatchLimit) {
-    problems.push(`batchSize must be an integer from 1 to ${sqsBatchLimit} for a FIFO queue`);
+  const fifo = options.fifo ?? options.queue.url.endsWith('.fifo');
+  const window = options.maximumBatchingWindowSeconds ?? 0;
+  const limit = fifo ? sqsBatchLimit : standardBatchLimit;
+  if (!Number.isInteger(options.batchSize) || options.batchSize < 1 || options.batchSize > limit) {
+    problems.push(
+      `batchSize must be an integer from 1 to ${limit} for a ${fifo ? 'FIFO' : 'standard'} queue`,
+    );
   }
+  if (!Number.isFinite(window) || window < 0 || window > maxBatchingWindowSeconds)
+    problems.push(`maximumBatchingWindowSeconds must be from 0 to ${maxBatchingWindowSeconds}`);
+  if (fifo && window > 0) problems.push('a batching window is not supported for FIFO queues (as in Lambda)');
+  if (!fifo && options.batchSize > sqsBatchLimit && window < 1)
+    problems.push('a batchSize above 10 needs maximumBatchingWindowSeconds of at least 1 (as in Lambda)');
   if (!Number.isInteger(options.maximumConcurrency) || options.maximumConcurrency < 1) {
     problems.push('maximumConcurrency must be a positive integer');
   }
@@ -242,17 +267,46 @@ const startPoller = (options: PollerOptions): Poller => {
     await delay(ms, undefined, { signal: stopping.signal }).catch(() => undefined);
   };
 
-  const receive = async (): Promise<Message[]> => {
+  const windowMs = (options.maximumBatchingWindowSeconds ?? 0) * 1000;
+
+  const receive = async (max: number, wait: number): Promise<Message[]> => {
     const answer = await sqs.send(
       new ReceiveMessageCommand({
         QueueUrl: queue.url,
-        MaxNumberOfMessages: batchSize,
-        WaitTimeSeconds: waitTimeSeconds,
+        MaxNumberOfMessages: Math.min(sqsBatchLimit, max),
+        WaitTimeSeconds: wait,
         MessageSystemAttributeNames: ['All'],
         MessageAttributeNames: ['All'],
       }),
     );
     return answer.Messages ?? [];
+  };
+
+  /** The size a message adds to the invocation event (its record as JSON, and a comma). */
+  const recordBytes = (message: Message): number =>
+    Buffer.byteLength(JSON.stringify(toSqsRecord(message, queue.arn))) + 1;
+
+  /** One batch as Lambda gathers it; empty when the queue stayed empty for a long poll. */
+  const gather = async (): Promise<Message[]> => {
+    const batch = await receive(batchSize, waitTimeSeconds);
+    if (batch.length === 0 || windowMs === 0) return batch;
+    const closesAt = performance.now() + windowMs;
+    let bytes = batch.reduce((sum, message) => sum + recordBytes(message), 0);
+    while (batch.length < batchSize && performance.now() < closesAt && !stopping.signal.aborted) {
+      const more = await receive(batchSize - batch.length, 0);
+      for (const message of more) {
+        const size = recordBytes(message);
+        if (bytes + size > maxPayloadBytes) {
+          // Lambda leaves it for the next batch: give it back at once.
+          await releaseRecords([toSqsRecord(message, queue.arn)], 0);
+          return batch;
+        }
+        bytes += size;
+        batch.push(message);
+      }
+      if (more.length === 0) await pause(Math.min(windowPollMs, Math.max(0, closesAt - performance.now())));
+    }
+    return batch;
   };
 
   const runHandler = async (event: SQSEvent): Promise<HandlerOutcome> => {
@@ -375,7 +429,7 @@ const startPoller = (options: PollerOptions): Poller => {
   const pollLoop = async (worker: number): Promise<void> => {
     while (!stopping.signal.aborted) {
       try {
-        const messages = await receive();
+        const messages = await gather();
         // Received messages are invoked even while stopping: dropping them would hide them until
         // their visibility timeout ends.
         if (messages.length > 0) {
