@@ -15,6 +15,7 @@ import { ConfigError } from './errors.ts';
 import {
   createPowertoolsLog,
   createPowertoolsMetrics,
+  functionDimensionOf,
   type Log,
   MetricNames,
   type MetricsSink,
@@ -92,7 +93,11 @@ interface BuildOptions {
 const createQueueRuntime = (options: BuildOptions): QueueRuntime & { config: AppConfig } => {
   const serviceName = 'swr-access-sync';
   const log = options.log ?? createPowertoolsLog(serviceName);
-  const metrics = options.metrics ?? createPowertoolsMetrics(serviceName);
+  const metrics =
+    options.metrics ??
+    createPowertoolsMetrics(serviceName, {
+      functionName: functionDimensionOf(options.functionName, options.env ?? process.env),
+    });
   const config = readConfig(options.env ?? process.env, {
     defaultPolicyFile,
     require: { tableName: true, dlqUrls: true },

@@ -18,10 +18,12 @@ import {
   defaultRetentionDays,
   fromAuditItem,
   nameIndexPartitionKey,
+  targetIndexPartitionKey,
   toAuditItem,
   toNameIndexItem,
+  toTargetIndexItem,
 } from './items.ts';
-import type { AuditQueryOptions, AuditStorePort } from './store.ts';
+import { type AuditQueryOptions, type AuditStorePort, durableRecords } from './store.ts';
 
 interface DynamoAuditStoreOptions {
   client: DynamoDBDocumentClient | DynamoDBClient;
@@ -70,7 +72,7 @@ const createDynamoAuditStore = (options: DynamoAuditStoreOptions): AuditStorePor
       try {
         answer = await client.send(new BatchWriteCommand({ RequestItems: { [tableName]: pending } }));
       } catch (error) {
-        throw new StoreError(`audit write failed (${pending.length} records): ${describe(error)}`, {
+        throw new StoreError(`audit write failed (${pending.length} items): ${describe(error)}`, {
           cause: error,
         });
       }
@@ -119,8 +121,9 @@ const createDynamoAuditStore = (options: DynamoAuditStoreOptions): AuditStorePor
   return {
     async write(records) {
       const items = uniqueByKey(
-        records.flatMap((record) => [
+        durableRecords(records).flatMap((record) => [
           toAuditItem(record, retentionDays),
+          toTargetIndexItem(record, retentionDays),
           toNameIndexItem(record, retentionDays),
         ]),
       );
@@ -131,6 +134,15 @@ const createDynamoAuditStore = (options: DynamoAuditStoreOptions): AuditStorePor
       // The STATE item shares the partition; the prefix keeps to audit items. The name-index
       // items live under NAME# partitions, never here.
       const items = await queryAll(userPartitionKey(userId), auditSortKeyPrefix, true, queryOptions.limit);
+      return items.map(fromAuditItem);
+    },
+    async listByTarget(target, queryOptions: AuditQueryOptions = {}) {
+      const items = await queryAll(
+        targetIndexPartitionKey(target),
+        auditSortKeyPrefix,
+        true,
+        queryOptions.limit,
+      );
       return items.map(fromAuditItem);
     },
     async userIdsByName(userName: string) {

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import type { CallOptions, IamUser, PeopleEvent, ResolvedEvent, UserDirectoryPort } from '../domain.ts';
 import { ErrorCodes, EventParseError, UnknownUserError } from '../errors.ts';
-import { userIdRule } from '../swr/names.ts';
+import { userIdRule } from './names.ts';
 
 /** SQS's historical message limit; anything larger is not one of ours and is never parsed. */
 const maxBodyBytes = 256 * 1024;

@@ -10,6 +10,7 @@ import { createFilePolicyLoader } from '../core/policy.ts';
 import {
   createPowertoolsLog,
   createPowertoolsMetrics,
+  functionDimensionOf,
   type Log,
   type MetricsSink,
 } from '../observability.ts';
@@ -45,7 +46,11 @@ const createReconcileRuntime = (
 ): ReconcileRuntime & { config: AppConfig } => {
   const serviceName = 'swr-access-sync';
   const log = options.log ?? createPowertoolsLog(serviceName);
-  const metrics = options.metrics ?? createPowertoolsMetrics(serviceName);
+  const metrics =
+    options.metrics ??
+    createPowertoolsMetrics(serviceName, {
+      functionName: functionDimensionOf(options.functionName, options.env ?? process.env),
+    });
   const config = readConfig(options.env ?? process.env, { defaultPolicyFile, require: { tableName: true } });
   const policyLoader = createFilePolicyLoader(config.policyFile);
   const dynamo = options.clients?.dynamo ?? new DynamoDBClient({});

@@ -69,7 +69,7 @@ describe('swr-access main', () => {
     ],
     [['redrive', '--queue', 'elsewhere'], /--queue must be access-changes or offboarding/],
     [['redrive', '--queue', 'offboarding', '--max', 'lots'], /--max needs a whole number/],
-    [['audit'], /--user is required/],
+    [['audit'], /--user or --target is required/],
     [['validate-policy'], /the policy FILE is required/],
     [['validate-policy', 'a.yaml', 'b.yaml'], /unexpected argument b\.yaml/],
     [['simulate', '--port', 'abc'], /--port needs an integer/],
