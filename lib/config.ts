@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
+import { parseS3Uri, type S3ObjectRef } from './policy-source/s3-uri.ts';
 import type { AuthConfig } from './swr/auth.ts';
 import { assertEndpoint } from './swr/endpoint.ts';
 
@@ -19,6 +20,10 @@ interface AppConfig {
   tableName: string | undefined;
   dlqUrls: { accessChanges: string | undefined; offboarding: string | undefined };
   policyFile: string;
+  /** The policy as a versioned S3 object (POLICY_S3_URI); when set, it is read instead of the file. */
+  policyS3: S3ObjectRef | undefined;
+  /** Least time between two checks of the S3 policy object for a new version. */
+  policyReloadSeconds: number;
   /** SWR calls in flight at once, across targets. */
   swrConcurrency: number;
   retry: { maxAttempts: number; baseDelayMs: number; maxDelayMs: number };
@@ -75,6 +80,8 @@ const envSchema = z.object({
   ACCESS_CHANGES_DLQ_URL: trimmed,
   OFFBOARDING_DLQ_URL: trimmed,
   POLICY_FILE: trimmed,
+  POLICY_S3_URI: trimmed,
+  POLICY_RELOAD_SECONDS: intIn(1, 86_400, 60),
   SWR_MAX_CONCURRENCY: intIn(1, 64, 8),
   RETRY_MAX_ATTEMPTS: intIn(1, 10, 4),
   RETRY_BASE_DELAY_MS: intIn(1, 60_000, 200),
@@ -232,6 +239,8 @@ const readConfig = (
     problems.push('RETRY_MAX_DELAY_MS must not be smaller than RETRY_BASE_DELAY_MS');
   const policyFile = env.POLICY_FILE ?? options.defaultPolicyFile;
   if (policyFile === undefined) problems.push('POLICY_FILE is required');
+  const policyS3 = env.POLICY_S3_URI === undefined ? undefined : parseS3Uri(env.POLICY_S3_URI);
+  if (policyS3?.ok === false) problems.push(`POLICY_S3_URI ${policyS3.problem}`);
   if (problems.length > 0 || credentials === undefined || policyFile === undefined)
     throw new ConfigError('invalid configuration', problems);
   return {
@@ -241,6 +250,8 @@ const readConfig = (
     tableName: env.TABLE_NAME,
     dlqUrls: { accessChanges: env.ACCESS_CHANGES_DLQ_URL, offboarding: env.OFFBOARDING_DLQ_URL },
     policyFile,
+    policyS3: policyS3?.ok === true ? policyS3.ref : undefined,
+    policyReloadSeconds: env.POLICY_RELOAD_SECONDS,
     swrConcurrency: env.SWR_MAX_CONCURRENCY,
     retry: {
       maxAttempts: env.RETRY_MAX_ATTEMPTS,

@@ -45,13 +45,16 @@ const reconcileCommand = async (argv: string[], io: CliIo): Promise<ExitCode> =>
   }
   const now = io.now ?? (() => new Date());
   const config = readCliConfig(io.env, { policyFile: stringValue(parsed, 'policy'), requireTable: true });
-  const swr = await openSwr(config);
+  const swr = await openSwr(config, io);
   try {
     const stores = openStores(config.tableName, io, 'reconcile');
     try {
       const dryRun = flag(parsed, 'dry-run') || config.dryRun;
       const telemetry = cliTelemetry(io, flag(parsed, 'verbose'));
-      line(io.stderr, `reconcile: ${dryRun ? 'dry run: ' : ''}reading every target of ${config.policyFile}…`);
+      line(
+        io.stderr,
+        `reconcile: ${dryRun ? 'dry run: ' : ''}reading every target of ${config.policyS3?.uri ?? config.policyFile}…`,
+      );
       const report = await runReconcile(
         {
           swr: swr.swr,

@@ -8,10 +8,10 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createDynamoAuditStore, createMemoryAuditStore } from '../audit/index.ts';
 import type { AuditStorePort } from '../audit/store.ts';
 import { type AppConfig, readConfig } from '../config.ts';
-import { loadPolicyFile } from '../core/policy.ts';
 import type { MembershipStorePort, Policy, SwrPermissionsPort, UserDirectoryPort } from '../domain.ts';
 import { ConfigError } from '../errors.ts';
 import { createMemoryTelemetry, type Log, type MetricsSink } from '../observability.ts';
+import { createPolicyLoader } from '../policy-source/index.ts';
 import { resolveAuth } from '../runtime.ts';
 import { createDynamoStore, createMemoryStore } from '../store/index.ts';
 import { createSwrServices } from '../swr/index.ts';
@@ -34,7 +34,7 @@ interface StoreContext {
 }
 
 /**
- * Configuration as the functions read it; `--policy` wins over POLICY_FILE.
+ * Configuration as the functions read it; `--policy` wins over POLICY_FILE and POLICY_S3_URI.
  *
  * @example const config = readCliConfig(io.env, { policyFile: '--policy value', requireTable: true });
  */
@@ -42,13 +42,29 @@ const readCliConfig = (
   env: Record<string, string | undefined>,
   options: { policyFile?: string | undefined; requireTable?: boolean } = {},
 ): AppConfig =>
-  readConfig(options.policyFile === undefined ? env : { ...env, POLICY_FILE: options.policyFile }, {
-    require: { tableName: options.requireTable ?? false },
-  });
+  readConfig(
+    options.policyFile === undefined
+      ? env
+      : { ...env, POLICY_FILE: options.policyFile, POLICY_S3_URI: undefined },
+    { require: { tableName: options.requireTable ?? false } },
+  );
+
+/**
+ * The policy a command works with: the file, or the S3 object when POLICY_S3_URI is set (read
+ * once; a version that is not valid fails the command, naming every problem).
+ */
+const loadCliPolicy = (config: AppConfig, io?: Pick<CliIo, 'aws'>): Promise<Policy> => {
+  const telemetry = createMemoryTelemetry();
+  return createPolicyLoader(config, {
+    log: telemetry.log,
+    metrics: telemetry.metrics,
+    ...(io?.aws?.s3 === undefined ? {} : { s3: io.aws.s3 }),
+  }).load();
+};
 
 /** Policy, credentials (Secrets Manager when so configured) and the SWR/IAM clients. */
-const openSwr = async (config: AppConfig): Promise<SwrContext> => {
-  const [policy, auth] = await Promise.all([loadPolicyFile(config.policyFile), resolveAuth(config)]);
+const openSwr = async (config: AppConfig, io?: Pick<CliIo, 'aws'>): Promise<SwrContext> => {
+  const [policy, auth] = await Promise.all([loadCliPolicy(config, io), resolveAuth(config)]);
   const services = createSwrServices({
     swrEndpoint: config.swrEndpoint,
     iamEndpoint: config.iamEndpoint,
@@ -127,4 +143,4 @@ const cliTelemetry = (
 };
 
 export type { StoreContext, SwrContext };
-export { cliTelemetry, openStores, openSwr, readCliConfig, requireTableName };
+export { cliTelemetry, loadCliPolicy, openStores, openSwr, readCliConfig, requireTableName };

@@ -5,8 +5,8 @@
  * first invocation.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { type AppConfig, readConfig } from '../config.ts';
-import { createFilePolicyLoader } from '../core/policy.ts';
 import {
   createPowertoolsLog,
   createPowertoolsMetrics,
@@ -14,6 +14,7 @@ import {
   type Log,
   type MetricsSink,
 } from '../observability.ts';
+import { createPolicyLoader, withPolicy } from '../policy-source/index.ts';
 import { defaultPolicyFile, memoizeRetryable, resolveAuth, swrServicesFor } from '../runtime.ts';
 import { createDynamoStore } from '../store/index.ts';
 import type { ReconcileDeps, ReconcileOptions } from './reconcile.ts';
@@ -33,7 +34,7 @@ interface ReconcileRuntimeOptions {
   log?: Log;
   metrics?: MetricsSink;
   /** AWS clients (tests, the local stack); by default built from the environment. */
-  clients?: { dynamo?: DynamoDBClient };
+  clients?: { dynamo?: DynamoDBClient; s3?: Pick<S3Client, 'send'> };
 }
 
 /**
@@ -52,7 +53,11 @@ const createReconcileRuntime = (
       functionName: functionDimensionOf(options.functionName, options.env ?? process.env),
     });
   const config = readConfig(options.env ?? process.env, { defaultPolicyFile, require: { tableName: true } });
-  const policyLoader = createFilePolicyLoader(config.policyFile);
+  const policyLoader = createPolicyLoader(config, {
+    log,
+    metrics,
+    ...(options.clients?.s3 === undefined ? {} : { s3: options.clients.s3 }),
+  });
   const dynamo = options.clients?.dynamo ?? new DynamoDBClient({});
   const store = createDynamoStore({ client: dynamo, tableName: config.tableName as string });
 
@@ -69,7 +74,7 @@ const createReconcileRuntime = (
     };
     log.info('cold start', {
       functionName: options.functionName,
-      policyFile: config.policyFile,
+      policySource: policy.sourcePath,
       auth: auth.kind,
       dryRun: config.dryRun,
       massRevoke: config.massRevoke,
@@ -77,12 +82,13 @@ const createReconcileRuntime = (
     return { deps, settings, safetyMarginMs: config.safetyMarginMs };
   };
 
-  const ready = memoizeRetryable(build);
+  const built = memoizeRetryable(build);
   return {
     config,
     log,
     metrics,
-    ready,
+    // Every run uses the policy in use now (a new S3 version, once checked and valid).
+    ready: async () => withPolicy(await built(), await policyLoader.load()),
   };
 };
 
