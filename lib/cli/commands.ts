@@ -1,12 +1,11 @@
 /**
- * The small commands: `validate-policy`, `audit`, `redrive`. Each reads its arguments,
+ * The small commands: `audit`, `redrive`. Each reads its arguments,
  * does one thing through a library module and reports; exit codes per `ExitCodes`.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { auditByUser, createDynamoAuditStore } from '../audit/index.ts';
 import { namespaceRule, repositoryRule } from '../core/names.ts';
-import { allPolicyTargets, loadPolicyFile } from '../core/policy.ts';
 import { permissionOfLevel, type Target, targetKey } from '../domain.ts';
 import { ConfigError } from '../errors.ts';
 import type { AuditRecord } from '../observability.ts';
@@ -14,52 +13,6 @@ import { queueUrlVariables, type RedriveReport, redrive } from '../redrive.ts';
 import { flag, intValue, parseCommandArgs, requiredString, stringValue } from './args.ts';
 import { type CliIo, type ExitCode, ExitCodes, line, table, UsageError, writeJson } from './io.ts';
 import { requireTableName } from './services.ts';
-
-const validatePolicyUsage = `usage: swr-access validate-policy FILE [--json]
-
-Checks an access policy with the same rules as start-up: every problem is listed with its file,
-line, column and YAML path.
-
-Exit: 0 valid (a one-line summary); 2 invalid (every problem listed) or unreadable.`;
-
-/** @example await validatePolicyCommand(['config/policy.yaml'], io) // 0 */
-const validatePolicyCommand = async (argv: string[], io: CliIo): Promise<ExitCode> => {
-  const parsed = parseCommandArgs(argv, { json: { type: 'boolean' } }, validatePolicyUsage, 1);
-  if (parsed.help) {
-    line(io.stdout, validatePolicyUsage);
-    return ExitCodes.ok;
-  }
-  const path = parsed.positionals[0];
-  if (path === undefined) throw new UsageError('the policy FILE is required', validatePolicyUsage);
-  const json = flag(parsed, 'json');
-  try {
-    const policy = await loadPolicyFile(path);
-    const summary = {
-      ok: true,
-      file: path,
-      teams: Object.keys(policy.teams).length,
-      targets: allPolicyTargets(policy).length,
-      protectedUsers: policy.protectedUsers.length,
-      managedNamespaces: policy.managedNamespaces.length,
-    };
-    if (json) writeJson(io.stdout, summary);
-    else
-      line(
-        io.stdout,
-        `${path}: valid: ${summary.teams} teams, ${summary.targets} targets, ${summary.protectedUsers} protected users, ${summary.managedNamespaces} managed namespaces`,
-      );
-    return ExitCodes.ok;
-  } catch (error) {
-    if (!(error instanceof ConfigError) || !json) throw error;
-    writeJson(io.stdout, {
-      ok: false,
-      file: path,
-      message: error.message.split('\n')[0],
-      problems: error.problems,
-    });
-    return ExitCodes.usage;
-  }
-};
 
 const auditUsage = `usage: swr-access audit (--user ID|NAME | --target NS[/REPO]) [--limit N] [--json]
 
@@ -286,4 +239,4 @@ const redriveCommand = async (argv: string[], io: CliIo): Promise<ExitCode> => {
   }
 };
 
-export { auditCommand, parseTargetArgument, redriveCommand, validatePolicyCommand };
+export { auditCommand, parseTargetArgument, redriveCommand };

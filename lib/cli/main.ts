@@ -4,12 +4,13 @@
  * in-process. Errors are one clear line on stderr (a ConfigError with its list of problems).
  */
 import { ConfigError, SyncError } from '../errors.ts';
-import { auditCommand, redriveCommand, validatePolicyCommand } from './commands.ts';
+import { auditCommand, redriveCommand } from './commands.ts';
 import { runEventCommand } from './events-command.ts';
 import { type CliIo, type ExitCode, ExitCodes, line, UsageError } from './io.ts';
 import { reconcileCommand } from './reconcile-command.ts';
 import { showUserCommand } from './show-user-command.ts';
 import { simulateCommand } from './simulate-command.ts';
+import { validatePolicyCommand } from './validate-policy-command.ts';
 
 type CommandRun = (argv: string[], io: CliIo) => Promise<ExitCode>;
 
@@ -33,7 +34,10 @@ const commands: Record<string, { summary: string; run: CommandRun }> = {
     run: showUserCommand,
   },
   simulate: { summary: 'run the SWR + IAM simulator in the foreground', run: simulateCommand },
-  'validate-policy': { summary: 'check an access policy as start-up does', run: validatePolicyCommand },
+  'validate-policy': {
+    summary: 'check an access policy as start-up does; --online: every target exists in SWR',
+    run: validatePolicyCommand,
+  },
 };
 
 const mainUsage = (): string =>
