@@ -17,7 +17,16 @@ const ioFactory = (env: Record<string, string> = {}, stdin: string[] = []) => {
   return { io, stdout: () => out.join(''), stderr: () => err.join('') };
 };
 
-const commands = ['plan', 'apply', 'reconcile', 'redrive', 'audit', 'show-user', 'simulate', 'validate-policy'];
+const commands = [
+  'plan',
+  'apply',
+  'reconcile',
+  'redrive',
+  'audit',
+  'show-user',
+  'simulate',
+  'validate-policy',
+];
 
 describe('swr-access main', () => {
   it('lists every command on --help and exits 0', async () => {
