@@ -387,6 +387,8 @@ describe('functions', () => {
 
     // Assess
     expect(rules.map(([, rule]) => rule.Properties.ScheduleExpression)).toEqual(['rate(1 hour)']);
+    // Enabled unless reconcileScheduleEnabled=false (while the store is bootstrapped, docs/go-live.md).
+    expect(rules.map(([, rule]) => rule.Properties.State)).toEqual(['ENABLED']);
     expect(reconcile.Properties.ReservedConcurrentExecutions).toBe(1);
   });
 });
