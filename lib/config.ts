@@ -19,6 +19,7 @@ interface AppConfig {
   /** DynamoDB membership table; absent means the in-memory store (CLI only). */
   tableName: string | undefined;
   dlqUrls: { accessChanges: string | undefined; offboarding: string | undefined };
+  /** The policy file; '' when the policy comes from S3 (`policyS3`) and no file is named. */
   policyFile: string;
   /** The policy as a versioned S3 object (POLICY_S3_URI); when set, it is read instead of the file. */
   policyS3: S3ObjectRef | undefined;
@@ -237,10 +238,12 @@ const readConfig = (
     problems.push('ACCESS_CHANGES_DLQ_URL or OFFBOARDING_DLQ_URL is required');
   if (env.RETRY_MAX_DELAY_MS < env.RETRY_BASE_DELAY_MS)
     problems.push('RETRY_MAX_DELAY_MS must not be smaller than RETRY_BASE_DELAY_MS');
-  const policyFile = env.POLICY_FILE ?? options.defaultPolicyFile;
-  if (policyFile === undefined) problems.push('POLICY_FILE is required');
   const policyS3 = env.POLICY_S3_URI === undefined ? undefined : parseS3Uri(env.POLICY_S3_URI);
   if (policyS3?.ok === false) problems.push(`POLICY_S3_URI ${policyS3.problem}`);
+  // With the policy in S3, no file is read: none needs naming.
+  const policyFile =
+    env.POLICY_FILE ?? options.defaultPolicyFile ?? (policyS3 === undefined ? undefined : '');
+  if (policyFile === undefined) problems.push('POLICY_FILE is required (or POLICY_S3_URI)');
   if (problems.length > 0 || credentials === undefined || policyFile === undefined)
     throw new ConfigError('invalid configuration', problems);
   return {

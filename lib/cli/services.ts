@@ -5,6 +5,7 @@
  * memory; which one is always said on stderr, since a memory store forgets everything.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
 import { createDynamoAuditStore, createMemoryAuditStore } from '../audit/index.ts';
 import type { AuditStorePort } from '../audit/store.ts';
 import { type AppConfig, readConfig } from '../config.ts';
@@ -53,13 +54,19 @@ const readCliConfig = (
  * The policy a command works with: the file, or the S3 object when POLICY_S3_URI is set (read
  * once; a version that is not valid fails the command, naming every problem).
  */
-const loadCliPolicy = (config: AppConfig, io?: Pick<CliIo, 'aws'>): Promise<Policy> => {
+const loadCliPolicy = async (config: AppConfig, io?: Pick<CliIo, 'aws'>): Promise<Policy> => {
   const telemetry = createMemoryTelemetry();
-  return createPolicyLoader(config, {
-    log: telemetry.log,
-    metrics: telemetry.metrics,
-    ...(io?.aws?.s3 === undefined ? {} : { s3: io.aws.s3 }),
-  }).load();
+  // A client of our own is destroyed after the one read, so that no socket keeps the process up.
+  const own = config.policyS3 !== undefined && io?.aws?.s3 === undefined ? new S3Client({}) : undefined;
+  try {
+    return await createPolicyLoader(config, {
+      log: telemetry.log,
+      metrics: telemetry.metrics,
+      ...((io?.aws?.s3 ?? own) === undefined ? {} : { s3: io?.aws?.s3 ?? (own as S3Client) }),
+    }).load();
+  } finally {
+    own?.destroy();
+  }
 };
 
 /** Policy, credentials (Secrets Manager when so configured) and the SWR/IAM clients. */

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { loadCliPolicy, readCliConfig } from '../../lib/cli/services.ts';
 import { readConfig } from '../../lib/config.ts';
 import { ConfigError } from '../../lib/errors.ts';
 import { createMemoryTelemetry, MetricNames } from '../../lib/observability.ts';
@@ -246,6 +247,24 @@ describe('POLICY_S3_URI', () => {
     expect(Object.keys(first.deps.policy.teams)).toEqual(['platform']);
     expect(Object.keys(second.deps.policy.teams).sort()).toEqual(['platform', 'sre']);
     expect(second.settings).toBe(first.settings);
+  });
+
+  it('is what the CLI reads too, unless --policy names a file', async () => {
+    // Prepare
+    s3.denyAll(false);
+    s3.put(bucket, 'cli.yaml', policyWith({ payments: 'payments/api' }));
+    const env = { ...base, POLICY_S3_URI: `s3://${bucket}/cli.yaml` };
+
+    // Act
+    const fromS3 = await loadCliPolicy(readCliConfig(env), { aws: { s3: client } });
+    const fromFile = await loadCliPolicy(readCliConfig(env, { policyFile: 'config/demo-policy.yaml' }), {
+      aws: { s3: client },
+    });
+
+    // Assess
+    expect(Object.keys(fromS3.teams)).toEqual(['payments']);
+    expect(fromS3.sourcePath).toMatch(/^s3:\/\/acme-policies\/cli\.yaml\?versionId=/);
+    expect(fromFile.sourcePath).toBe('config/demo-policy.yaml');
   });
 
   it('ships config/policy.yaml readable by the same parser the S3 loader uses', async () => {

@@ -918,6 +918,10 @@ describe('dashboard and saved queries', () => {
   });
 });
 
+/*
+ * The guard's rules are tested on their own (test/unit/package-guard.test.ts); these runs prove
+ * that `serverless package` runs it and fails with its reasons.
+ */
 describe('the package guard (any stage but local)', () => {
   const refusal = async (params: Record<string, string>) => {
     const cacheDir = await mkdtemp(join(tmpdir(), 'swr-access-sync-refused-'));
@@ -959,22 +963,6 @@ describe('the package guard (any stage but local)', () => {
         swrCredentialsSecretArn: deployParams.swrCredentialsSecretArn,
       },
       reasons: [/the policy test\/fixtures\/policies\/demo-reordered\.yaml is the demo policy/],
-    },
-    {
-      name: 'a policy that does not load',
-      params: {
-        policyFile: 'test/fixtures/policies/many-problems.yaml',
-        swrCredentialsSecretArn: deployParams.swrCredentialsSecretArn,
-      },
-      reasons: [/the policy test\/fixtures\/policies\/many-problems\.yaml does not load/],
-    },
-    {
-      name: 'a policy S3 URI that is not one',
-      params: {
-        policyS3Uri: 'https://acme-policies/policy.yaml',
-        swrCredentialsSecretArn: deployParams.swrCredentialsSecretArn,
-      },
-      reasons: [/policyS3Uri must be s3:\/\/<bucket>\/<key>/],
     },
   ])(
     'refuses $name',
