@@ -75,6 +75,7 @@ describe('swr-access reconcile', () => {
 
     // Act
     const blocked = await run(['reconcile', '--json'], strict);
+    const blockedText = await run(['reconcile'], strict);
     const afterBlocked = sim.permissions().repos['core/api/server']?.[alice];
     const allowed = await run(['reconcile', '--allow-mass-revoke'], strict);
 
@@ -83,9 +84,15 @@ describe('swr-access reconcile', () => {
     expect(blocked.code).toBe(1);
     expect(JSON.parse(blocked.stdout)).toMatchObject({ guard: { status: 'blocked' } });
     expect(blocked.stderr).toContain('the mass-revoke guard stopped the run');
+    expect(blockedText.stdout).toContain(
+      'users affected: not listed, the guard stopped the run first; `reconcile --dry-run --allow-mass-revoke` lists them',
+    );
     expect(afterBlocked).toBe(3);
     expect(allowed.code).toBe(0);
     expect(allowed.stdout).toContain('core/api/server');
+    expect(allowed.stdout).toMatch(
+      /users affected: 1; what changed for each:\n.*\n.*alice \(a11ce0+1\)\s+core\/api\/server\s+revoke\s+write → none/,
+    );
     expect(sim.permissions().repos['core/api/server']?.[alice]).toBeUndefined();
   });
 });
