@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
+import { parseS3Uri, type S3ObjectRef } from './policy-source/s3-uri.ts';
 import { registerSecrets } from './redact.ts';
 import type { AuthConfig } from './swr/auth.ts';
 import { assertEndpoint } from './swr/endpoint.ts';
@@ -20,7 +21,12 @@ interface AppConfig {
   /** DynamoDB membership table; absent means the in-memory store (CLI only). */
   tableName: string | undefined;
   dlqUrls: { accessChanges: string | undefined; offboarding: string | undefined };
+  /** The policy file; '' when the policy comes from S3 (`policyS3`) and no file is named. */
   policyFile: string;
+  /** The policy as a versioned S3 object (POLICY_S3_URI); when set, it is read instead of the file. */
+  policyS3: S3ObjectRef | undefined;
+  /** Least time between two checks of the S3 policy object for a new version. */
+  policyReloadSeconds: number;
   /** SWR calls in flight at once, across targets. */
   swrConcurrency: number;
   /** Token bucket over every SWR request of this instance, retries included (not IAM). */
@@ -84,6 +90,8 @@ const envSchema = z.object({
   ACCESS_CHANGES_DLQ_URL: trimmed,
   OFFBOARDING_DLQ_URL: trimmed,
   POLICY_FILE: trimmed,
+  POLICY_S3_URI: trimmed,
+  POLICY_RELOAD_SECONDS: intIn(1, 86_400, 60),
   SWR_MAX_CONCURRENCY: intIn(1, 64, 8),
   // Huawei's gateway allows 200 requests per second per API by default; stay well below it.
   SWR_MAX_RPS: intIn(1, 10_000, defaultRateLimit.ratePerSecond),
@@ -253,8 +261,12 @@ const readConfig = (
     problems.push('ACCESS_CHANGES_DLQ_URL or OFFBOARDING_DLQ_URL is required');
   if (env.RETRY_MAX_DELAY_MS < env.RETRY_BASE_DELAY_MS)
     problems.push('RETRY_MAX_DELAY_MS must not be smaller than RETRY_BASE_DELAY_MS');
-  const policyFile = env.POLICY_FILE ?? options.defaultPolicyFile;
-  if (policyFile === undefined) problems.push('POLICY_FILE is required');
+  const policyS3 = env.POLICY_S3_URI === undefined ? undefined : parseS3Uri(env.POLICY_S3_URI);
+  if (policyS3?.ok === false) problems.push(`POLICY_S3_URI ${policyS3.problem}`);
+  // With the policy in S3, no file is read: none needs naming.
+  const policyFile =
+    env.POLICY_FILE ?? options.defaultPolicyFile ?? (policyS3 === undefined ? undefined : '');
+  if (policyFile === undefined) problems.push('POLICY_FILE is required (or POLICY_S3_URI)');
   if (problems.length > 0 || credentials === undefined || policyFile === undefined)
     throw new ConfigError('invalid configuration', problems);
   return {
@@ -264,6 +276,8 @@ const readConfig = (
     tableName: env.TABLE_NAME,
     dlqUrls: { accessChanges: env.ACCESS_CHANGES_DLQ_URL, offboarding: env.OFFBOARDING_DLQ_URL },
     policyFile,
+    policyS3: policyS3?.ok === true ? policyS3.ref : undefined,
+    policyReloadSeconds: env.POLICY_RELOAD_SECONDS,
     swrConcurrency: env.SWR_MAX_CONCURRENCY,
     swrRateLimit: { ratePerSecond: env.SWR_MAX_RPS, burst: env.SWR_BURST },
     retry: {

@@ -84,6 +84,37 @@ const arrayItemTexts = (text: string): string[] | undefined => {
 };
 
 /**
+ * A file whose first event is a JSON object spread over several lines (pretty-printed): read line
+ * by line it would be a list of broken events. Found by joining lines from the first one until
+ * they parse (an object of a few hundred lines at most); a first line that is simply broken,
+ * in an NDJSON file, is left to the per-line report.
+ */
+const refusePrettyPrinted = (lines: readonly string[]): void => {
+  const index = lines.findIndex((line) => line.trim() !== '');
+  const first = (lines[index] ?? '').replace(/^\uFEFF/, '').trim();
+  if (!first.startsWith('{')) return;
+  const parses = (text: string): boolean => {
+    try {
+      JSON.parse(text);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (parses(first)) return;
+  let joined = first;
+  for (let end = index + 1; end < Math.min(lines.length, index + 500); end += 1) {
+    joined += `\n${lines[end] ?? ''}`;
+    if (parses(joined))
+      throw new EventsFileError(
+        `the events file holds a JSON object spread over several lines (pretty-printed, lines ${index + 1}-${end + 1}); ` +
+          'an events file is a JSON array or one event per line. Wrap the events in [ ] (a JSON array), ' +
+          'or write one event per line (NDJSON), e.g. jq -c . FILE > FILE.ndjson',
+      );
+  }
+};
+
+/**
  * @example splitEventsText('{"id":"e1"}\nnot json\n').entries.map((e) => e.label) // ['line 1', 'line 2']
  */
 const splitEventsText = (text: string): SplitEventsFile => {
@@ -105,7 +136,9 @@ const splitEventsText = (text: string): SplitEventsFile => {
     };
   }
   const entries: EventsFileEntry[] = [];
-  text.split(/\r?\n/).forEach((raw, index) => {
+  const lines = text.split(/\r?\n/);
+  refusePrettyPrinted(lines);
+  lines.forEach((raw, index) => {
     const line = index === 0 ? raw.replace(/^\uFEFF/, '') : raw;
     if (line.trim() === '') return;
     entries.push({ label: `line ${index + 1}`, body: line, jsonError: jsonErrorOf(line) });

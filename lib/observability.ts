@@ -36,6 +36,14 @@ const MetricNames = {
   unknownTeams: 'UnknownTeams',
   offboardingLatency: 'OffboardingLatency',
   massRevokeBlocked: 'MassRevokeBlocked',
+  /** Per reconcile run: failed calls, failed re-reads and problems not tied to a target (0 when clean). */
+  reconcileErrors: 'ReconcileErrors',
+  /** Per reconcile run: policy targets that could not be read, so nothing was planned there. */
+  reconcileSkippedTargets: 'ReconcileSkippedTargets',
+  /** A new policy version (S3) was refused, or the object could not be read: the last good one stays. */
+  policyReloadFailed: 'PolicyReloadFailed',
+  /** A new policy version (S3) was loaded and is in use. */
+  policyReloaded: 'PolicyReloaded',
 } as const;
 
 type MetricName = (typeof MetricNames)[keyof typeof MetricNames];
@@ -59,7 +67,11 @@ interface AuditRecord {
   before: AuthLevel | undefined;
   after: AuthLevel | undefined;
   dryRun: boolean;
-  /** Why: the events (ids and types), an offboarding, an expiry, a repair of drift… */
+  /**
+   * Why the change was made, in words a person reads in `audit` (e.g. the event types, "membership
+   * expired", "not in policy", "tombstoned", "hand-made grant on an exclusive target", "drift").
+   * Absent on records written before reasons were kept.
+   */
   reason?: string;
 }
 
@@ -102,8 +114,49 @@ const createPowertoolsLog = (serviceName: string): Log & { logger: Logger } => {
   };
 };
 
-const createPowertoolsMetrics = (serviceName: string, namespace = 'SwrAccessSync'): MetricsSink => {
-  const metrics = new Metrics({ namespace, serviceName });
+/**
+ * The dimension names every metric of ours carries, in the order Powertools writes them (EMF
+ * `Dimensions`): `service` (the service name) and `function`. Alarms must name exactly these: a
+ * CloudWatch metric is identified by its whole dimension set, and an alarm on a subset never fires.
+ */
+const metricDimensionNames = ['service', 'function'] as const;
+
+/**
+ * The value of the `function` dimension: the deployed Lambda function's name when running in
+ * Lambda (`<service>-<stage>-<function>`, unique per stage; what `Ref` of the function gives in
+ * CloudFormation), else the short name the runtime was built with (local stack, tests, CLI).
+ *
+ * @example functionDimensionOf('sync', { AWS_LAMBDA_FUNCTION_NAME: 'swr-access-sync-prod-sync' }) // 'swr-access-sync-prod-sync'
+ */
+const functionDimensionOf = (
+  functionName: string,
+  env: Record<string, string | undefined> = process.env,
+): string => {
+  const deployed = env.AWS_LAMBDA_FUNCTION_NAME?.trim();
+  return deployed === undefined || deployed === '' ? functionName : deployed;
+};
+
+interface PowertoolsMetricsOptions {
+  /** CloudWatch namespace; default `SwrAccessSync` (POWERTOOLS_METRICS_NAMESPACE in serverless.yml). */
+  namespace?: string;
+  /** The `function` dimension (see `functionDimensionOf`); default: the service name. */
+  functionName?: string;
+}
+
+/**
+ * EMF metrics with the dimensions `service` and `function` on every metric.
+ *
+ * @example const metrics = createPowertoolsMetrics('swr-access-sync', { functionName: functionDimensionOf('sync') });
+ */
+const createPowertoolsMetrics = (
+  serviceName: string,
+  options: PowertoolsMetricsOptions = {},
+): MetricsSink => {
+  const metrics = new Metrics({
+    namespace: options.namespace ?? 'SwrAccessSync',
+    serviceName,
+    defaultDimensions: { function: options.functionName ?? serviceName },
+  });
   return {
     count: (name, value = 1) => metrics.addMetric(name, MetricUnit.Count, value),
     milliseconds: (name, value) => metrics.addMetric(name, MetricUnit.Milliseconds, value),
@@ -138,12 +191,14 @@ const silentLog: Log = {
   error: () => undefined,
 };
 
-export type { AuditRecord, Log, LogAttributes, MetricName, MetricsSink };
+export type { AuditRecord, Log, LogAttributes, MetricName, MetricsSink, PowertoolsMetricsOptions };
 export {
   auditLogAttributes,
   createMemoryTelemetry,
   createPowertoolsLog,
   createPowertoolsMetrics,
+  functionDimensionOf,
   MetricNames,
+  metricDimensionNames,
   silentLog,
 };

@@ -4,24 +4,26 @@
  * and reused by every invocation of the instance.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import queuesConfig from '../config/queues.json' with { type: 'json' };
 import { createDynamoAuditStore } from './audit/index.ts';
 import { awsClientConfig, callAws } from './aws.ts';
 import { type AppConfig, type AuthConfig, authFromSecret, readConfig } from './config.ts';
-import { createFilePolicyLoader } from './core/policy.ts';
 import { createDeadLetterSender } from './dlq.ts';
 import type { CallOptions } from './domain.ts';
 import { ConfigError } from './errors.ts';
 import {
   createPowertoolsLog,
   createPowertoolsMetrics,
+  functionDimensionOf,
   type Log,
   MetricNames,
   type MetricsSink,
 } from './observability.ts';
 import type { PipelineDeps, PipelineSettings } from './pipeline.ts';
+import { createPolicyLoader, withPolicy } from './policy-source/index.ts';
 import type { QueueRuntime } from './sqs-handler.ts';
 import { createDynamoStore } from './store/index.ts';
 import { createDynamoSweepProgress } from './store/sweep-progress.ts';
@@ -100,7 +102,7 @@ interface BuildOptions {
   log?: Log;
   metrics?: MetricsSink;
   /** AWS clients (tests, the local stack); by default built from the environment. */
-  clients?: { sqs?: SQSClient; dynamo?: DynamoDBClient };
+  clients?: { sqs?: SQSClient; dynamo?: DynamoDBClient; s3?: Pick<S3Client, 'send'> };
 }
 
 /**
@@ -113,7 +115,11 @@ interface BuildOptions {
 const createQueueRuntime = (options: BuildOptions): QueueRuntime & { config: AppConfig } => {
   const serviceName = 'swr-access-sync';
   const log = options.log ?? createPowertoolsLog(serviceName);
-  const metrics = options.metrics ?? createPowertoolsMetrics(serviceName);
+  const metrics =
+    options.metrics ??
+    createPowertoolsMetrics(serviceName, {
+      functionName: functionDimensionOf(options.functionName, options.env ?? process.env),
+    });
   const config = readConfig(options.env ?? process.env, {
     defaultPolicyFile,
     require: { tableName: true, dlqUrls: true },
@@ -123,7 +129,11 @@ const createQueueRuntime = (options: BuildOptions): QueueRuntime & { config: App
     throw new ConfigError('invalid configuration', [
       `${options.queue === 'accessChanges' ? 'ACCESS_CHANGES_DLQ_URL' : 'OFFBOARDING_DLQ_URL'} is required for ${options.functionName}`,
     ]);
-  const policyLoader = createFilePolicyLoader(config.policyFile);
+  const policyLoader = createPolicyLoader(config, {
+    log,
+    metrics,
+    ...(options.clients?.s3 === undefined ? {} : { s3: options.clients.s3 }),
+  });
   // Every request bounded by REQUEST_TIMEOUT_MS; every operation also by the batch's deadline.
   const sqs = options.clients?.sqs ?? new SQSClient(awsClientConfig(config.requestTimeoutMs));
   const dynamo = options.clients?.dynamo ?? new DynamoDBClient(awsClientConfig(config.requestTimeoutMs));
@@ -159,7 +169,7 @@ const createQueueRuntime = (options: BuildOptions): QueueRuntime & { config: App
     };
     log.info('cold start', {
       functionName: options.functionName,
-      policyFile: config.policyFile,
+      policySource: policy.sourcePath,
       auth: auth.kind,
       dryRun: config.dryRun,
       teams: Object.keys(policy.teams).length,
@@ -167,12 +177,13 @@ const createQueueRuntime = (options: BuildOptions): QueueRuntime & { config: App
     return { deps, settings, safetyMarginMs: config.safetyMarginMs };
   };
 
-  const ready = memoizeRetryable(build);
+  const built = memoizeRetryable(build);
   return {
     config,
     log,
     metrics,
-    ready,
+    // Every invocation runs with the policy in use now (a new S3 version, once checked and valid).
+    ready: async () => withPolicy(await built(), await policyLoader.load()),
   };
 };
 

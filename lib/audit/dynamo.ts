@@ -23,10 +23,12 @@ import {
   defaultRetentionDays,
   fromAuditItem,
   nameIndexPartitionKey,
+  targetIndexPartitionKey,
   toAuditItem,
   toNameIndexItem,
+  toTargetIndexItem,
 } from './items.ts';
-import type { AuditQueryOptions, AuditStorePort } from './store.ts';
+import { type AuditQueryOptions, type AuditStorePort, durableRecords } from './store.ts';
 
 interface DynamoAuditStoreOptions {
   client: DynamoDBDocumentClient | DynamoDBClient;
@@ -131,8 +133,9 @@ const createDynamoAuditStore = (options: DynamoAuditStoreOptions): AuditStorePor
   return {
     async write(records, callOptions) {
       const items = uniqueByKey(
-        records.flatMap((record) => [
+        durableRecords(records).flatMap((record) => [
           toAuditItem(record, retentionDays),
+          toTargetIndexItem(record, retentionDays),
           toNameIndexItem(record, retentionDays),
         ]),
       );
@@ -144,6 +147,16 @@ const createDynamoAuditStore = (options: DynamoAuditStoreOptions): AuditStorePor
       // items live under NAME# partitions, never here.
       const items = await queryAll(
         userPartitionKey(userId),
+        auditSortKeyPrefix,
+        true,
+        queryOptions.limit,
+        queryOptions,
+      );
+      return items.map(fromAuditItem);
+    },
+    async listByTarget(target, queryOptions: AuditQueryOptions = {}) {
+      const items = await queryAll(
+        targetIndexPartitionKey(target),
         auditSortKeyPrefix,
         true,
         queryOptions.limit,

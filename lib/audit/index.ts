@@ -6,9 +6,10 @@ export {
   defaultRetentionDays,
   fromAuditItem,
   nameIndexPartitionKey,
+  targetIndexPartitionKey,
   toAuditItem,
 } from './items.ts';
 export type { MemoryAuditStore } from './memory.ts';
 export { createMemoryAuditStore } from './memory.ts';
 export type { AuditQueryOptions, AuditStorePort, UserAudit } from './store.ts';
-export { auditByUser, newestFirst } from './store.ts';
+export { auditByUser, durableRecords, newestFirst } from './store.ts';

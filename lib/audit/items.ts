@@ -1,6 +1,8 @@
 /**
  * How audit records live in the membership table, next to the user's STATE item:
  * - one item per applied change: `pk = USER#<userId>`, `sk = AUDIT#<ISO time>#<digest>`;
+ * - the same record again under its target: `pk = TARGET#<target key>`, same `sk`, so that
+ *   "who had access to this repository, and when" is one Query (`audit --target`) and not a Scan;
  * - one name-index item per (user name, user id): `pk = NAME#<userName>`, `sk = AUDIT#USER#<userId>`,
  *   so that a user can be looked up by the name the records were written under, even after IAM
  *   has deleted or renamed them (offboarded people are exactly who an auditor asks about).
@@ -25,6 +27,13 @@ const secondsPerDay = 86_400;
 const nameIndexPartitionKey = (userName: string): string => `NAME#${userName}`;
 const nameIndexSortKey = (userId: string): string => `${auditSortKeyPrefix}USER#${userId}`;
 
+/**
+ * Repository keys contain a `/` and namespace names never do, so one prefix serves both kinds.
+ *
+ * @example targetIndexPartitionKey({ kind: 'repo', namespace: 'core', repository: 'api/server' }) // 'TARGET#core/api/server'
+ */
+const targetIndexPartitionKey = (target: Target): string => `TARGET#${targetKey(target)}`;
+
 const digestOf = (record: AuditRecord): string =>
   createHash('sha256')
     .update(
@@ -39,6 +48,8 @@ const digestOf = (record: AuditRecord): string =>
         record.before ?? null,
         record.after ?? null,
         record.dryRun,
+        // Only when set, so that records written before reasons were kept keep their keys.
+        ...(record.reason === undefined ? [] : [record.reason]),
       ]),
     )
     .digest('hex')
@@ -70,7 +81,14 @@ const toAuditItem = (record: AuditRecord, retentionDays: number): Record<string,
   ...(record.before === undefined ? {} : { before: record.before }),
   ...(record.after === undefined ? {} : { after: record.after }),
   dryRun: record.dryRun,
+  ...(record.reason === undefined ? {} : { reason: record.reason }),
   expiresAtEpoch: expiresAtEpochOf(record.at, retentionDays),
+});
+
+/** The record again, under its target's partition (read back with `fromAuditItem`). */
+const toTargetIndexItem = (record: AuditRecord, retentionDays: number): Record<string, unknown> => ({
+  ...toAuditItem(record, retentionDays),
+  pk: targetIndexPartitionKey(record.target),
 });
 
 const toNameIndexItem = (record: AuditRecord, retentionDays: number): Record<string, unknown> => ({
@@ -105,6 +123,7 @@ const auditItemSchema = z.object({
   before: levelSchema.optional(),
   after: levelSchema.optional(),
   dryRun: z.boolean(),
+  reason: z.string().optional(),
 });
 
 /** Reads an audit item back; a malformed one is a StoreError naming its key (never guessed at). */
@@ -130,6 +149,7 @@ const fromAuditItem = (item: Record<string, unknown>): AuditRecord => {
     before: data.before as AuthLevel | undefined,
     after: data.after as AuthLevel | undefined,
     dryRun: data.dryRun,
+    ...(data.reason === undefined ? {} : { reason: data.reason }),
   };
 };
 
@@ -141,6 +161,8 @@ export {
   fromAuditItem,
   nameIndexPartitionKey,
   nameIndexSortKey,
+  targetIndexPartitionKey,
   toAuditItem,
   toNameIndexItem,
+  toTargetIndexItem,
 };

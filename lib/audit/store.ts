@@ -2,9 +2,9 @@
  * The durable audit trail behind one small port, so the pipeline, the CLI and tests share it:
  * DynamoDB in production (the membership table), memory in tests and in a CLI run without a table.
  */
-import type { CallOptions } from '../domain.ts';
+import { userIdRule } from '../core/names.ts';
+import type { CallOptions, Target } from '../domain.ts';
 import type { AuditRecord } from '../observability.ts';
-import { userIdRule } from '../swr/names.ts';
 import { auditSortKey } from './items.ts';
 
 /** A query's bounds: how many records, and by when (a deadline, an abort signal). */
@@ -18,10 +18,15 @@ interface AuditQueryOptions extends CallOptions {
  * retryable `StoreError` whose code is `DEADLINE_EXCEEDED`.
  */
 interface AuditStorePort {
-  /** Keeps every record durably; throws (a retryable StoreError) when some could not be kept. */
+  /**
+   * Keeps every record of a change that was made durably; throws (a retryable StoreError) when
+   * some could not be kept. Dry-run records are not kept (see `durableRecords`).
+   */
   write(records: readonly AuditRecord[], options?: CallOptions): Promise<void>;
   /** One user's records, newest first. */
   listByUserId(userId: string, options?: AuditQueryOptions): Promise<AuditRecord[]>;
+  /** One target's records (every user), newest first. */
+  listByTarget(target: Target, options?: AuditQueryOptions): Promise<AuditRecord[]>;
   /** Every user id that audit records were written for under this user name (sorted). */
   userIdsByName(userName: string, options?: CallOptions): Promise<string[]>;
 }
@@ -32,6 +37,17 @@ interface UserAudit {
   /** Newest first. */
   records: AuditRecord[];
 }
+
+/**
+ * What the durable audit keeps: changes that were made. A dry run changed nothing, so its records
+ * stay out: someone reading `audit` months later must never take a preview for a fact, however it
+ * is marked. Previews are in the run's own output (`plan`, `reconcile --dry-run`) and in the log
+ * (`access changed` records with `dryRun: true`).
+ *
+ * @example await store.write(durableRecords(report.changes));
+ */
+const durableRecords = (records: readonly AuditRecord[]): AuditRecord[] =>
+  records.filter((record) => !record.dryRun);
 
 /** Newest first; at the same instant, by key (stable across both stores). */
 const newestFirst = (a: AuditRecord, b: AuditRecord): number => {
@@ -70,4 +86,4 @@ const auditByUser = async (
 };
 
 export type { AuditQueryOptions, AuditStorePort, UserAudit };
-export { auditByUser, newestFirst };
+export { auditByUser, durableRecords, newestFirst };

@@ -1,87 +1,87 @@
 /**
- * The small commands: `validate-policy`, `audit`, `redrive`, `simulate`. Each reads its arguments,
+ * The small commands: `audit`, `redrive`. Each reads its arguments,
  * does one thing through a library module and reports; exit codes per `ExitCodes`.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { auditByUser, createDynamoAuditStore } from '../audit/index.ts';
 import { awsClientConfig } from '../aws.ts';
-import { allPolicyTargets, loadPolicyFile } from '../core/policy.ts';
-import { permissionOfLevel, targetKey } from '../domain.ts';
+import { namespaceRule, repositoryRule } from '../core/names.ts';
+import { permissionOfLevel, type Target, targetKey } from '../domain.ts';
 import { ConfigError } from '../errors.ts';
+import type { AuditRecord } from '../observability.ts';
 import { queueUrlVariables, type RedriveReport, redrive } from '../redrive.ts';
-import { runSimulateCommand } from '../sim/cli.ts';
-import { SimulatorConfigError } from '../sim/errors.ts';
 import { flag, intValue, parseCommandArgs, requiredString, stringValue } from './args.ts';
 import { type CliIo, type ExitCode, ExitCodes, line, table, UsageError, writeJson } from './io.ts';
 import { cliRequestTimeoutMs, requireTableName } from './services.ts';
 
-const validatePolicyUsage = `usage: swr-access validate-policy FILE [--json]
+const auditUsage = `usage: swr-access audit (--user ID|NAME | --target NS[/REPO]) [--limit N] [--json]
 
-Checks an access policy with the same rules as start-up: every problem is listed with its file,
-line, column and YAML path.
+Access history, newest first, from the durable audit records in the membership table
+(TABLE_NAME): who changed what, from which level to which, by which events, and why.
 
-Exit: 0 valid (a one-line summary); 2 invalid (every problem listed) or unreadable.`;
+  --user ID|NAME    one user: a 32-hex value is an IAM user id; anything else is the user name the
+                    records were written under (no IAM call: works for users IAM no longer knows)
+  --target T        one target: NAMESPACE/REPOSITORY (e.g. core/api/server), or NAMESPACE for the
+                    namespace permission itself; with --user, only that user's records there
+  --limit N         at most N records (default 50, up to 10000)
+  --json            the records as JSON on stdout
 
-/** @example await validatePolicyCommand(['config/policy.yaml'], io) // 0 */
-const validatePolicyCommand = async (argv: string[], io: CliIo): Promise<ExitCode> => {
-  const parsed = parseCommandArgs(argv, { json: { type: 'boolean' } }, validatePolicyUsage, 1);
-  if (parsed.help) {
-    line(io.stdout, validatePolicyUsage);
-    return ExitCodes.ok;
-  }
-  const path = parsed.positionals[0];
-  if (path === undefined) throw new UsageError('the policy FILE is required', validatePolicyUsage);
-  const json = flag(parsed, 'json');
-  try {
-    const policy = await loadPolicyFile(path);
-    const summary = {
-      ok: true,
-      file: path,
-      teams: Object.keys(policy.teams).length,
-      targets: allPolicyTargets(policy).length,
-      protectedUsers: policy.protectedUsers.length,
-      managedNamespaces: policy.managedNamespaces.length,
-    };
-    if (json) writeJson(io.stdout, summary);
-    else
-      line(
-        io.stdout,
-        `${path}: valid: ${summary.teams} teams, ${summary.targets} targets, ${summary.protectedUsers} protected users, ${summary.managedNamespaces} managed namespaces`,
-      );
-    return ExitCodes.ok;
-  } catch (error) {
-    if (!(error instanceof ConfigError) || !json) throw error;
-    writeJson(io.stdout, {
-      ok: false,
-      file: path,
-      message: error.message.split('\n')[0],
-      problems: error.problems,
-    });
-    return ExitCodes.usage;
-  }
-};
-
-const auditUsage = `usage: swr-access audit --user ID|NAME [--limit N] [--json]
-
-A user's access history, newest first, from the durable audit records in the membership table
-(TABLE_NAME). A 32-hex value is an IAM user id; anything else is the user name the records were
-written under (no IAM call: works for users IAM no longer knows).
-
-  --user ID|NAME   the user
-  --limit N        at most N records (default 50, up to 10000)
-  --json           the records as JSON on stdout
+Only changes that were made are kept: dry runs (plan, DRY_RUN, reconcile --dry-run) write no
+audit record. Records are kept 400 days. --target finds the records written since target
+history was kept (each record is stored under its user and under its target).
 
 Exit: 0 listed (also when there is none); 2 usage or configuration.`;
 
 const levelText = (level: number | undefined): string =>
   level === undefined ? 'none' : permissionOfLevel(level as 1 | 3 | 7);
 
+/**
+ * `NS/REPO` or `NS` as a target, checked with the SWR name rules.
+ *
+ * @example parseTargetArgument('core/api/server', usage) // { kind: 'repo', namespace: 'core', repository: 'api/server' }
+ */
+const parseTargetArgument = (value: string, usage: string): Target => {
+  const slash = value.indexOf('/');
+  const namespace = slash < 0 ? value : value.slice(0, slash);
+  const namespaceProblem = namespaceRule(namespace);
+  if (namespaceProblem !== undefined)
+    throw new UsageError(`--target: namespace ${JSON.stringify(namespace)} ${namespaceProblem}`, usage);
+  if (slash < 0) return { kind: 'namespace', namespace };
+  const repository = value.slice(slash + 1);
+  const repositoryProblem = repositoryRule(repository);
+  if (repositoryProblem !== undefined)
+    throw new UsageError(`--target: repository ${JSON.stringify(repository)} ${repositoryProblem}`, usage);
+  return { kind: 'repo', namespace, repository };
+};
+
+const auditView = (record: AuditRecord) => ({
+  at: record.at,
+  actor: record.actor,
+  userId: record.userId,
+  userName: record.userName,
+  target: targetKey(record.target),
+  targetKind: record.target.kind,
+  before: record.before === undefined ? null : permissionOfLevel(record.before),
+  after: record.after === undefined ? null : permissionOfLevel(record.after),
+  reason: record.reason ?? null,
+  eventIds: record.eventIds,
+  sources: record.sources,
+  dryRun: record.dryRun,
+});
+
+const sameTarget = (a: Target, b: Target): boolean => a.kind === b.kind && targetKey(a) === targetKey(b);
+
 /** @example await auditCommand(['--user', 'alice', '--json'], io) */
 const auditCommand = async (argv: string[], io: CliIo): Promise<ExitCode> => {
   const parsed = parseCommandArgs(
     argv,
-    { user: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } },
+    {
+      user: { type: 'string' },
+      target: { type: 'string' },
+      limit: { type: 'string' },
+      json: { type: 'boolean' },
+    },
     auditUsage,
     0,
   );
@@ -89,39 +89,54 @@ const auditCommand = async (argv: string[], io: CliIo): Promise<ExitCode> => {
     line(io.stdout, auditUsage);
     return ExitCodes.ok;
   }
-  const user = requiredString(parsed, 'user', auditUsage);
+  const user = stringValue(parsed, 'user');
+  const targetArg = stringValue(parsed, 'target');
+  if ((user === undefined || user === '') && (targetArg === undefined || targetArg === ''))
+    throw new UsageError('--user or --target is required', auditUsage);
+  const target = targetArg === undefined ? undefined : parseTargetArgument(targetArg, auditUsage);
   const limit = intValue(parsed, 'limit', { min: 1, max: 10_000 }, auditUsage) ?? 50;
   const tableName = requireTableName(io.env);
   const client = io.aws?.dynamo ?? new DynamoDBClient(awsClientConfig(cliRequestTimeoutMs));
   try {
     const store = createDynamoAuditStore({ client, tableName });
-    const { userIds, records } = await auditByUser(store, user, { limit });
-    const views = records.map((record) => ({
-      at: record.at,
-      actor: record.actor,
-      userId: record.userId,
-      userName: record.userName,
-      target: targetKey(record.target),
-      targetKind: record.target.kind,
-      before: record.before === undefined ? null : permissionOfLevel(record.before),
-      after: record.after === undefined ? null : permissionOfLevel(record.after),
-      eventIds: record.eventIds,
-      sources: record.sources,
-      dryRun: record.dryRun,
-    }));
-    if (flag(parsed, 'json')) writeJson(io.stdout, { user, userIds, records: views });
-    else if (views.length === 0) line(io.stdout, `audit: no records for ${user}`);
+    let userIds: string[] | undefined;
+    let records: AuditRecord[];
+    if (user !== undefined) {
+      // With a target too, every record of the user is read and filtered: a user's history is short.
+      const answer = await auditByUser(store, user, target === undefined ? { limit } : {});
+      userIds = answer.userIds;
+      records =
+        target === undefined
+          ? answer.records
+          : answer.records.filter((record) => sameTarget(record.target, target)).slice(0, limit);
+    } else records = await store.listByTarget(target as Target, { limit });
+    const subject = [
+      ...(user === undefined ? [] : [user]),
+      ...(target === undefined ? [] : [`on ${targetKey(target)}`]),
+    ].join(' ');
+    const views = records.map(auditView);
+    if (flag(parsed, 'json'))
+      writeJson(io.stdout, {
+        ...(user === undefined ? {} : { user, userIds }),
+        ...(target === undefined ? {} : { target: targetKey(target), targetKind: target.kind }),
+        records: views,
+      });
+    else if (views.length === 0) line(io.stdout, `audit: no records for ${subject}`);
     else {
-      line(io.stdout, `audit: ${views.length} records for ${user} (${userIds.join(', ')}), newest first`);
+      line(
+        io.stdout,
+        `audit: ${views.length} records for ${subject}${userIds === undefined ? '' : ` (${userIds.join(', ')})`}, newest first`,
+      );
       for (const row of table([
-        ['TIME', 'ACTOR', 'USER', 'TARGET', 'CHANGE', 'EVENTS'],
+        ['TIME', 'ACTOR', 'USER', 'TARGET', 'CHANGE', 'EVENTS', 'WHY'],
         ...records.map((record) => [
           record.at,
           record.actor,
           record.userName,
           targetKey(record.target),
           `${levelText(record.before)} → ${levelText(record.after)}${record.dryRun ? ' (dry run)' : ''}`,
-          record.eventIds.join(','),
+          record.eventIds.length === 0 ? '-' : record.eventIds.join(','),
+          record.reason ?? '-',
         ]),
       ]))
         line(io.stdout, `  ${row}`);
@@ -225,40 +240,4 @@ const redriveCommand = async (argv: string[], io: CliIo): Promise<ExitCode> => {
   }
 };
 
-const simulateUsage = `usage: swr-access simulate [--port N] [--seed FILE] [--latency MS] [--faults FILE|JSON]
-                         [--quota RPS[:BURST]] [--lenient-user-names] [--revoke-missing 404|204]
-
-Runs the SWR + IAM simulator in the foreground until SIGINT/SIGTERM. Prints one JSON line
-{"swr":"<url>","iam":"<url>"} on stdout once both listen. The IAM port is the SWR port + 1.
-
-  --port N               SWR port (default: one the OS picks)
-  --seed FILE            the simulated account (default: config/demo-seed.json)
-  --latency MS           added to every request
-  --faults FILE|JSON     fault settings (FaultConfig fields: rates, failTargets rules, quota, seed)
-  --quota RPS[:BURST]    the account's request quota across SWR calls (429 APIGW.0308 past it)
-  --lenient-user-names   accept a user_name that is not IAM's current name for the id
-  --revoke-missing CODE  DELETE of a user without a grant: 404 (default) or 204`;
-
-/** @example await simulateCommand(['--port', '9000'], io) // until SIGINT */
-const simulateCommand = async (argv: string[], io: CliIo): Promise<ExitCode> => {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    line(io.stdout, simulateUsage);
-    return ExitCodes.ok;
-  }
-  try {
-    await runSimulateCommand(argv, {
-      stdout: io.stdout,
-      ...(io.signal === undefined ? {} : { signal: io.signal }),
-    });
-  } catch (error) {
-    // The simulator has its own error classes; for the CLI a bad argument or seed is a usage error.
-    if (error instanceof SimulatorConfigError)
-      throw new ConfigError(error.message.split('\n')[0] ?? error.message, error.problems, undefined, {
-        cause: error,
-      });
-    throw error;
-  }
-  return ExitCodes.ok;
-};
-
-export { auditCommand, redriveCommand, simulateCommand, validatePolicyCommand };
+export { auditCommand, parseTargetArgument, redriveCommand };

@@ -206,7 +206,7 @@ const runEventCommand = async (command: EventCommand, argv: string[], io: CliIo)
   const config = readCliConfig(io.env, { policyFile: stringValue(parsed, 'policy') });
   const file = await readEventsFile(eventsPath, io.stdin, now());
 
-  const swr = await openSwr(config);
+  const swr = await openSwr(config, io);
   try {
     const stores = openStores(config.tableName, io, command);
     try {

@@ -3,6 +3,7 @@
  * in-process with captured output, a given environment and emulator clients.
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { SyncError } from '../errors.ts';
 
@@ -18,7 +19,7 @@ interface CliIo {
   stdin: AsyncIterable<string | Uint8Array>;
   env: Record<string, string | undefined>;
   /** AWS clients (tests, the local stack); by default built from the environment. Left open. */
-  aws?: { sqs?: SQSClient; dynamo?: DynamoDBClient };
+  aws?: { sqs?: SQSClient; dynamo?: DynamoDBClient; s3?: Pick<S3Client, 'send'> };
   /** Stops long-running commands (`simulate`) like a signal would. */
   signal?: AbortSignal;
   now?: () => Date;

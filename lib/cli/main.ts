@@ -5,10 +5,13 @@
  */
 import { ConfigError, SyncError } from '../errors.ts';
 import { redactSecrets } from '../redact.ts';
-import { auditCommand, redriveCommand, simulateCommand, validatePolicyCommand } from './commands.ts';
+import { auditCommand, redriveCommand } from './commands.ts';
 import { runEventCommand } from './events-command.ts';
 import { type CliIo, type ExitCode, ExitCodes, line, UsageError } from './io.ts';
 import { reconcileCommand } from './reconcile-command.ts';
+import { showUserCommand } from './show-user-command.ts';
+import { simulateCommand } from './simulate-command.ts';
+import { validatePolicyCommand } from './validate-policy-command.ts';
 
 type CommandRun = (argv: string[], io: CliIo) => Promise<ExitCode>;
 
@@ -26,9 +29,16 @@ const commands: Record<string, { summary: string; run: CommandRun }> = {
     run: reconcileCommand,
   },
   redrive: { summary: 'move dead-lettered messages back to their queue', run: redriveCommand },
-  audit: { summary: "a user's access history, newest first", run: auditCommand },
+  audit: { summary: "a user's or a target's access history, with why, newest first", run: auditCommand },
+  'show-user': {
+    summary: 'what the store knows of a user: teams, pending facts, tombstone, next change',
+    run: showUserCommand,
+  },
   simulate: { summary: 'run the SWR + IAM simulator in the foreground', run: simulateCommand },
-  'validate-policy': { summary: 'check an access policy as start-up does', run: validatePolicyCommand },
+  'validate-policy': {
+    summary: 'check an access policy as start-up does; --online: every target exists in SWR',
+    run: validatePolicyCommand,
+  },
 };
 
 const mainUsage = (): string =>

@@ -4,6 +4,7 @@
  */
 import { formatReconcileTable, GuardStatuses, runReconcile } from '../reconcile/index.ts';
 import { flag, parseCommandArgs, stringValue } from './args.ts';
+import { changesByUser, changesByUserLines } from './changes-by-user.ts';
 import { type CliIo, type ExitCode, ExitCodes, line, writeJson } from './io.ts';
 import { cliTelemetry, openStores, openSwr, readCliConfig } from './services.ts';
 
@@ -11,7 +12,12 @@ const reconcileUsage = `usage: swr-access reconcile [--dry-run] [--allow-mass-re
 
 Makes the actual permissions of every policy target match the membership store (TABLE_NAME) and
 the policy, with the same planner as the functions. The mass-revoke guard (MASS_REVOKE_MAX_COUNT,
-MASS_REVOKE_MAX_SHARE) stops a run that would revoke too much, unless --allow-mass-revoke.
+MASS_REVOKE_MAX_SHARE) stops a run that would revoke too much, unless --allow-mass-revoke. After
+the per-target table it lists every user affected and what changes for each (and why).
+
+Preview of a policy change: \`reconcile --dry-run --policy NEW.yaml\` plans the whole run against
+the new policy and the real store and SWR, writes nothing, and lists who would gain, lose or
+change access where. Targets only the old policy names are not looked at (see the table's note).
 
   --dry-run             plan and report; change nothing (also when DRY_RUN is set)
   --allow-mass-revoke   apply a plan the guard would stop (a person decided it is right)
@@ -45,13 +51,16 @@ const reconcileCommand = async (argv: string[], io: CliIo): Promise<ExitCode> =>
   }
   const now = io.now ?? (() => new Date());
   const config = readCliConfig(io.env, { policyFile: stringValue(parsed, 'policy'), requireTable: true });
-  const swr = await openSwr(config);
+  const swr = await openSwr(config, io);
   try {
     const stores = openStores(config.tableName, io, 'reconcile');
     try {
       const dryRun = flag(parsed, 'dry-run') || config.dryRun;
       const telemetry = cliTelemetry(io, flag(parsed, 'verbose'));
-      line(io.stderr, `reconcile: ${dryRun ? 'dry run: ' : ''}reading every target of ${config.policyFile}…`);
+      line(
+        io.stderr,
+        `reconcile: ${dryRun ? 'dry run: ' : ''}reading every target of ${config.policyS3?.uri ?? config.policyFile}…`,
+      );
       const report = await runReconcile(
         {
           swr: swr.swr,
@@ -72,8 +81,22 @@ const reconcileCommand = async (argv: string[], io: CliIo): Promise<ExitCode> =>
           actor: 'swr-access reconcile',
         },
       );
-      if (flag(parsed, 'json')) writeJson(io.stdout, report);
-      else line(io.stdout, formatReconcileTable(report).trimEnd());
+      const affected = changesByUser(report.changes);
+      const verb = dryRun || report.guard.status === GuardStatuses.blocked ? 'would change' : 'changed';
+      if (flag(parsed, 'json')) writeJson(io.stdout, { ...report, usersAffected: affected });
+      else {
+        line(io.stdout, formatReconcileTable(report).trimEnd());
+        line(io.stdout);
+        if (report.guard.status === GuardStatuses.blocked && affected.length === 0)
+          // A blocked run stops before its calls are recorded: a dry run past the guard lists them.
+          line(
+            io.stdout,
+            `users affected: not listed, the guard stopped the run first; \`reconcile --dry-run --allow-mass-revoke${
+              stringValue(parsed, 'policy') === undefined ? '' : ` --policy ${stringValue(parsed, 'policy')}`
+            }\` lists them and changes nothing`,
+          );
+        else for (const text of changesByUserLines(affected, verb)) line(io.stdout, text);
+      }
       const blocked = report.guard.status === GuardStatuses.blocked;
       if (blocked)
         line(

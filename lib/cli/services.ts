@@ -5,15 +5,16 @@
  * memory; which one is always said on stderr, since a memory store forgets everything.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
 import { createDynamoAuditStore, createMemoryAuditStore } from '../audit/index.ts';
 import type { AuditStorePort } from '../audit/store.ts';
 import { awsClientConfig } from '../aws.ts';
 import { type AppConfig, readConfig } from '../config.ts';
-import { loadPolicyFile } from '../core/policy.ts';
 import type { MembershipStorePort, Policy, SwrPermissionsPort, UserDirectoryPort } from '../domain.ts';
 import { ConfigError } from '../errors.ts';
 import { createMemoryTelemetry, type Log, type MetricsSink } from '../observability.ts';
 import { createMemorySweepProgress, type SweepProgressPort } from '../offboarding/progress.ts';
+import { createPolicyLoader } from '../policy-source/index.ts';
 import { resolveAuth } from '../runtime.ts';
 import { createDynamoStore, createMemoryStore } from '../store/index.ts';
 import { createDynamoSweepProgress } from '../store/sweep-progress.ts';
@@ -39,7 +40,7 @@ interface StoreContext {
 }
 
 /**
- * Configuration as the functions read it; `--policy` wins over POLICY_FILE.
+ * Configuration as the functions read it; `--policy` wins over POLICY_FILE and POLICY_S3_URI.
  *
  * @example const config = readCliConfig(io.env, { policyFile: '--policy value', requireTable: true });
  */
@@ -47,13 +48,35 @@ const readCliConfig = (
   env: Record<string, string | undefined>,
   options: { policyFile?: string | undefined; requireTable?: boolean } = {},
 ): AppConfig =>
-  readConfig(options.policyFile === undefined ? env : { ...env, POLICY_FILE: options.policyFile }, {
-    require: { tableName: options.requireTable ?? false },
-  });
+  readConfig(
+    options.policyFile === undefined
+      ? env
+      : { ...env, POLICY_FILE: options.policyFile, POLICY_S3_URI: undefined },
+    { require: { tableName: options.requireTable ?? false } },
+  );
+
+/**
+ * The policy a command works with: the file, or the S3 object when POLICY_S3_URI is set (read
+ * once; a version that is not valid fails the command, naming every problem).
+ */
+const loadCliPolicy = async (config: AppConfig, io?: Pick<CliIo, 'aws'>): Promise<Policy> => {
+  const telemetry = createMemoryTelemetry();
+  // A client of our own is destroyed after the one read, so that no socket keeps the process up.
+  const own = config.policyS3 !== undefined && io?.aws?.s3 === undefined ? new S3Client({}) : undefined;
+  try {
+    return await createPolicyLoader(config, {
+      log: telemetry.log,
+      metrics: telemetry.metrics,
+      ...((io?.aws?.s3 ?? own) === undefined ? {} : { s3: io?.aws?.s3 ?? (own as S3Client) }),
+    }).load();
+  } finally {
+    own?.destroy();
+  }
+};
 
 /** Policy, credentials (Secrets Manager when so configured) and the SWR/IAM clients. */
-const openSwr = async (config: AppConfig): Promise<SwrContext> => {
-  const [policy, auth] = await Promise.all([loadPolicyFile(config.policyFile), resolveAuth(config)]);
+const openSwr = async (config: AppConfig, io?: Pick<CliIo, 'aws'>): Promise<SwrContext> => {
+  const [policy, auth] = await Promise.all([loadCliPolicy(config, io), resolveAuth(config)]);
   const services = createSwrServices({
     swrEndpoint: config.swrEndpoint,
     iamEndpoint: config.iamEndpoint,
@@ -138,4 +161,12 @@ const cliTelemetry = (
 };
 
 export type { StoreContext, SwrContext };
-export { cliRequestTimeoutMs, cliTelemetry, openStores, openSwr, readCliConfig, requireTableName };
+export {
+  cliRequestTimeoutMs,
+  cliTelemetry,
+  loadCliPolicy,
+  openStores,
+  openSwr,
+  readCliConfig,
+  requireTableName,
+};

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import type { CallOptions, IamUser, PeopleEvent, ResolvedEvent, UserDirectoryPort } from '../domain.ts';
 import { ErrorCodes, EventParseError, SyncError, UnknownUserError } from '../errors.ts';
-import { userIdRule, userNameRule } from '../swr/names.ts';
+import { userIdRule, userNameRule } from './names.ts';
 
 /** SQS's historical message limit; anything larger is not one of ours and is never parsed. */
 const maxBodyBytes = 256 * 1024;

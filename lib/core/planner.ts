@@ -18,7 +18,6 @@ import type {
   UserRecord,
 } from '../domain.ts';
 import { ChangeReasons, permissionOfLevel, targetKey } from '../domain.ts';
-import { userIdRule, userNameRule } from '../swr/names.ts';
 import {
   compareStrings,
   compareTargets,
@@ -27,6 +26,7 @@ import {
   isTombstoned,
   policyTargets,
 } from './desired.ts';
+import { userIdRule, userNameRule } from './names.ts';
 
 /** One user of a batch: the record before and after the batch's events, and their messages. */
 interface BatchUser {

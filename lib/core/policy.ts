@@ -8,8 +8,8 @@ import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { AuthLevels, type Policy, type PolicyGrant, type Target, targetKey } from '../domain.ts';
 import { ConfigError, ErrorCodes } from '../errors.ts';
-import { namespaceRule, repositoryRule, userIdRule } from '../swr/names.ts';
 import { teamNameRule } from './events.ts';
+import { namespaceRule, repositoryRule, userIdRule } from './names.ts';
 
 /** The port through which handlers get the policy (a file in the function zip in production). */
 interface PolicyLoader {

@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { readEventsText, splitEventsText } from '../events-file.ts';
 import { createMemoryTelemetry } from '../observability.ts';
+import { eventOutcomes, outcomeCounts } from './outcomes.ts';
 import { localCredentials, localRegion } from './sqs.ts';
 import { type DeadLetterView, startLocalStack } from './stack.ts';
 
@@ -133,8 +134,10 @@ const main = async (argv: string[]): Promise<number> => {
         last = remaining;
       },
     });
-    const letters = await stack.deadLetters();
+    // Removing what is read: a FIFO queue shows one message per group while it is in flight.
+    const letters = await stack.deadLetters({ remove: true });
     const final = stack.sim.permissions();
+    const outcomes = eventOutcomes(entries, telemetry.lines, letters);
 
     const out: string[] = [];
     const changes = telemetry.lines.filter((line) => line.audit === true);
@@ -153,6 +156,19 @@ const main = async (argv: string[]): Promise<number> => {
           ]),
         ]),
       );
+    out.push(`\n== Every event's outcome (${outcomeCounts(outcomes)}) ==`);
+    out.push(
+      table([
+        ['event', 'id', 'what', 'outcome', 'detail'],
+        ...outcomes.map((outcome) => [
+          outcome.label,
+          outcome.eventId ?? '-',
+          outcome.what,
+          outcome.outcome,
+          outcome.detail.slice(0, 200),
+        ]),
+      ]),
+    );
     out.push('\n== Final permissions (changed entries marked *) ==');
     const rows: string[][] = [['target', 'user', 'level']];
     const addRows = (
@@ -192,7 +208,7 @@ const main = async (argv: string[]): Promise<number> => {
       .filter(([route]) => route.includes('/v2/'))
       .reduce((sum, [, count]) => sum + count, 0);
     out.push(
-      `\n${entries.length} events sent, ${changes.length} changes, ${letters.length} dead-lettered, ${swrCalls} SWR API calls.`,
+      `\n${entries.length} events sent: ${outcomeCounts(outcomes)}; ${changes.length} changes, ${letters.length} messages in the DLQs, ${swrCalls} SWR API calls.`,
     );
     process.stdout.write(`${out.join('\n')}\n`);
     return 0;

@@ -8,6 +8,7 @@ import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { ErrorCodes, SyncError } from '../errors.ts';
 import { flushMetrics } from '../middleware.ts';
+import { recordReconcileCrash, recordReconcileMetrics } from './metrics.ts';
 import { runReconcile } from './reconcile.ts';
 import { reconcileSummary } from './report.ts';
 import type { ReconcileRuntime } from './runtime.ts';
@@ -55,8 +56,10 @@ const handleReconcileEvent = async (
       allowMassRevoke: settings.allowMassRevoke || overrides.allowMassRevoke,
       deadline,
     });
+    recordReconcileMetrics(runtime.metrics, report);
     return reconcileSummary(report);
   } catch (error) {
+    recordReconcileCrash(runtime.metrics);
     runtime.log.error('reconcile could not run', {
       errorCode: error instanceof SyncError ? error.code : ErrorCodes.crash,
       reason: error instanceof SyncError ? error.message : `unexpected ${(error as Error)?.name}`,

@@ -5,16 +5,18 @@
  * first invocation.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { createDynamoAuditStore } from '../audit/index.ts';
 import { awsClientConfig } from '../aws.ts';
 import { type AppConfig, readConfig } from '../config.ts';
-import { createFilePolicyLoader } from '../core/policy.ts';
 import {
   createPowertoolsLog,
   createPowertoolsMetrics,
+  functionDimensionOf,
   type Log,
   type MetricsSink,
 } from '../observability.ts';
+import { createPolicyLoader, withPolicy } from '../policy-source/index.ts';
 import { defaultPolicyFile, memoizeRetryable, resolveAuth, swrServicesFor } from '../runtime.ts';
 import { createDynamoStore } from '../store/index.ts';
 import { createDynamoSweepProgress } from '../store/sweep-progress.ts';
@@ -35,7 +37,7 @@ interface ReconcileRuntimeOptions {
   log?: Log;
   metrics?: MetricsSink;
   /** AWS clients (tests, the local stack); by default built from the environment. */
-  clients?: { dynamo?: DynamoDBClient };
+  clients?: { dynamo?: DynamoDBClient; s3?: Pick<S3Client, 'send'> };
 }
 
 /**
@@ -48,9 +50,17 @@ const createReconcileRuntime = (
 ): ReconcileRuntime & { config: AppConfig } => {
   const serviceName = 'swr-access-sync';
   const log = options.log ?? createPowertoolsLog(serviceName);
-  const metrics = options.metrics ?? createPowertoolsMetrics(serviceName);
+  const metrics =
+    options.metrics ??
+    createPowertoolsMetrics(serviceName, {
+      functionName: functionDimensionOf(options.functionName, options.env ?? process.env),
+    });
   const config = readConfig(options.env ?? process.env, { defaultPolicyFile, require: { tableName: true } });
-  const policyLoader = createFilePolicyLoader(config.policyFile);
+  const policyLoader = createPolicyLoader(config, {
+    log,
+    metrics,
+    ...(options.clients?.s3 === undefined ? {} : { s3: options.clients.s3 }),
+  });
   // Every request bounded by REQUEST_TIMEOUT_MS; every operation also by the run's deadline.
   const dynamo = options.clients?.dynamo ?? new DynamoDBClient(awsClientConfig(config.requestTimeoutMs));
   const store = createDynamoStore({ client: dynamo, tableName: config.tableName as string, log });
@@ -79,7 +89,7 @@ const createReconcileRuntime = (
     };
     log.info('cold start', {
       functionName: options.functionName,
-      policyFile: config.policyFile,
+      policySource: policy.sourcePath,
       auth: auth.kind,
       dryRun: config.dryRun,
       massRevoke: config.massRevoke,
@@ -87,12 +97,13 @@ const createReconcileRuntime = (
     return { deps, settings, safetyMarginMs: config.safetyMarginMs };
   };
 
-  const ready = memoizeRetryable(build);
+  const built = memoizeRetryable(build);
   return {
     config,
     log,
     metrics,
-    ready,
+    // Every run uses the policy in use now (a new S3 version, once checked and valid).
+    ready: async () => withPolicy(await built(), await policyLoader.load()),
   };
 };
 

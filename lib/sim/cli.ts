@@ -1,14 +1,16 @@
 /**
  * `swr-access simulate`: runs the simulator in the foreground until SIGTERM or SIGINT.
  * Prints exactly one JSON line `{"swr":"<url>","iam":"<url>"}` on stdout once both listen,
- * so a parent process can read the URLs.
+ * so a parent process can read the URLs, and on stderr the credentials the simulator accepts:
+ * they come from the seed file, open nothing but this local simulator, and a person starting it
+ * needs them to point the CLI or a function at it.
  */
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { SimulatorConfigError } from './errors.ts';
 import { readFaults } from './fault-options.ts';
 import type { FaultConfig } from './faults.ts';
-import { demoSeedPath, loadSeed } from './seed.ts';
+import { demoSeedPath, loadSeed, type SimulatorSeed } from './seed.ts';
 import { startSimulator } from './server.ts';
 
 interface SimulateArgs {
@@ -22,6 +24,8 @@ interface SimulateArgs {
 
 interface SimulateIo {
   stdout?: { write(line: string): unknown };
+  /** Where the accepted credentials are printed (default process.stderr). */
+  stderr?: { write(line: string): unknown };
   /** Stops the simulator like a signal would (tests). */
   signal?: AbortSignal;
 }
@@ -109,6 +113,44 @@ const parseSimulateArgs = (argv: string[]): SimulateArgs => {
   return args;
 };
 
+/**
+ * The lines that tell a person what this simulator accepts, as environment variables for the CLI
+ * and the functions (one kind of credentials at a time).
+ *
+ * @example credentialLines(seed, 'config/demo-seed.json', urls)[0] // 'swr-access simulate: a LOCAL simulator…'
+ */
+const credentialLines = (
+  seed: SimulatorSeed,
+  seedPath: string,
+  urls: { swr: string; iam: string },
+): string[] => {
+  const endpoints = `SWR_ENDPOINT=${urls.swr} IAM_ENDPOINT=${urls.iam}`;
+  const password = [
+    `HUAWEICLOUD_IAM_DOMAIN=${seed.account.name}`,
+    `HUAWEICLOUD_IAM_USER=${seed.serviceAccount.name}`,
+    `HUAWEICLOUD_IAM_PASSWORD=${seed.serviceAccount.password}`,
+    `HUAWEICLOUD_PROJECT=${seed.project.name}`,
+  ].join(' ');
+  return [
+    `swr-access simulate: a LOCAL simulator of SWR + IAM for development and tests, not Huawei Cloud.`,
+    `It accepts these credentials from ${seedPath} (they open nothing but this simulator):`,
+    `  endpoints:        ${endpoints}`,
+    `  IAM password:     ${password}`,
+    ...(seed.serviceAccount.staticToken === undefined
+      ? []
+      : [`  static token:     SWR_AUTH_TOKEN=${seed.serviceAccount.staticToken}`]),
+    ...(seed.credentials ?? []).map(
+      (credential) =>
+        `  AK/SK:            HUAWEICLOUD_SDK_AK=${credential.ak} HUAWEICLOUD_SDK_SK=${credential.sk} HUAWEICLOUD_PROJECT_ID=${seed.project.id} HUAWEICLOUD_DOMAIN_ID=${seed.account.id}${
+          credential.securityToken === undefined
+            ? ''
+            : ` HUAWEICLOUD_SECURITY_TOKEN=${credential.securityToken}`
+        }`,
+    ),
+    'Set one kind of credentials at a time. Ctrl-C stops the simulator.',
+  ];
+};
+
 const stopRequested = (signal: AbortSignal | undefined): Promise<string> =>
   new Promise((done) => {
     const stop = (reason: string) => {
@@ -147,6 +189,8 @@ const runSimulateCommand = async (argv: string[], io: SimulateIo = {}): Promise<
   const stopped = stopRequested(io.signal);
   try {
     (io.stdout ?? process.stdout).write(`${JSON.stringify({ swr: sim.swrUrl, iam: sim.iamUrl })}\n`);
+    const notice = credentialLines(seed, args.seedPath, { swr: sim.swrUrl, iam: sim.iamUrl });
+    (io.stderr ?? process.stderr).write(`${notice.join('\n')}\n`);
     await stopped;
   } finally {
     await sim.close();
@@ -161,4 +205,4 @@ if (isMain)
   });
 
 export type { SimulateArgs, SimulateIo };
-export { parseSimulateArgs, runSimulateCommand };
+export { credentialLines, parseSimulateArgs, runSimulateCommand };

@@ -298,4 +298,162 @@ describe('swr-access apply and audit with a table', () => {
     expect(text.stdout).toMatch(/^audit: 1 records for f2a4c0+6 \(f2a4c0+6\), newest first/);
     expect(text.stdout).toMatch(/swr-access apply\s+frank\s+\S+\s+\w+ → none\s+ev-frank-left/);
   });
+
+  const envFor = (tableName: string, extra: Record<string, string> = {}) => ({
+    SWR_ENDPOINT: sim.swrUrl,
+    IAM_ENDPOINT: sim.iamUrl,
+    SWR_AUTH_TOKEN: sim.seed.serviceAccount.staticToken ?? '',
+    POLICY_FILE: 'config/demo-policy.yaml',
+    TABLE_NAME: tableName,
+    ...extra,
+  });
+
+  it('lists the history of one target across users, with --user narrowing it', async () => {
+    // Prepare
+    const tableName = await freshTable();
+    const env = envFor(tableName);
+    const events = [
+      {
+        id: 'ev-grace-data',
+        type: 'membership.added',
+        occurredAt: '2026-11-20T10:00:00Z',
+        user: { name: 'grace' },
+        team: 'data',
+      },
+      {
+        id: 'ev-heidi-data',
+        type: 'membership.added',
+        occurredAt: '2026-11-20T10:01:00Z',
+        user: { name: 'heidi' },
+        team: 'data',
+      },
+      {
+        id: 'ev-grace-gone',
+        type: 'membership.removed',
+        occurredAt: '2026-11-20T10:02:00Z',
+        user: { name: 'grace' },
+        team: 'data',
+      },
+    ];
+
+    // Act
+    const applied = await run(['apply', '--events', '-', '--batch-size', '1'], env, JSON.stringify(events));
+    const whole = await run(['audit', '--target', 'data/etl/jobs', '--json'], env);
+    const narrowed = await run(['audit', '--target', 'data/etl/jobs', '--user', 'grace'], env);
+    const badTarget = await run(['audit', '--target', 'Data/x'], env);
+
+    // Assess
+    expect(applied.code).toBe(0);
+    const answer = JSON.parse(whole.stdout);
+    expect(answer.target).toBe('data/etl/jobs');
+    const rows = answer.records.map(
+      (record: { userName: string; before: string | null; after: string | null }) =>
+        `${record.userName} ${record.before}→${record.after}`,
+    );
+    expect(rows).toEqual(['grace write→null', 'heidi null→write', 'grace null→write']);
+    expect(answer.records.every((record: { reason: unknown }) => 'reason' in record)).toBe(true);
+    expect(narrowed.stdout).toMatch(/^audit: 2 records for grace on data\/etl\/jobs/);
+    expect(narrowed.stdout).toMatch(/TIME\s+ACTOR\s+USER\s+TARGET\s+CHANGE\s+EVENTS\s+WHY/);
+    expect(narrowed.stdout).not.toContain('heidi');
+    expect(badTarget.code).toBe(2);
+    expect(badTarget.stderr).toMatch(/--target: namespace "Data"/);
+  });
+
+  it('keeps no audit record of a dry run', async () => {
+    // Prepare
+    const tableName = await freshTable();
+    const env = envFor(tableName, { DRY_RUN: 'true' });
+    const join = JSON.stringify({
+      id: 'ev-erin-dry',
+      type: 'membership.added',
+      occurredAt: '2026-11-20T10:00:00Z',
+      user: { name: 'erin' },
+      team: 'platform',
+    });
+
+    // Act
+    const applied = await run(['apply', '--events', '-'], env, join);
+    const listed = await run(['audit', '--user', 'erin', '--json'], env);
+
+    // Assess
+    expect(applied.code).toBe(0);
+    expect(applied.stdout).toContain('planned (DRY_RUN: no SWR write)');
+    expect(JSON.parse(listed.stdout).records).toEqual([]);
+  });
+
+  it('show-user tells the stored teams, pending facts, tombstone and next change', async () => {
+    // Prepare
+    const tableName = await freshTable();
+    const env = envFor(tableName);
+    // Relative to the real clock: the CLI's deadlines are.
+    const hour = 3_600_000;
+    const at = (offset: number) => new Date(Math.floor(Date.now() / hour) * hour + offset).toISOString();
+    const joined = at(-2 * hour);
+    const leavesBackend = at(7 * 24 * hour);
+    const contractEnds = at(40 * 24 * hour);
+    const events = [
+      {
+        id: 'ev-bob-contract',
+        type: 'membership.added',
+        occurredAt: joined,
+        user: { name: 'bob' },
+        team: 'frontend',
+        expiresAt: contractEnds,
+      },
+      {
+        id: 'ev-bob-leaves-backend',
+        type: 'membership.removed',
+        occurredAt: at(-hour),
+        effectiveAt: leavesBackend,
+        user: { name: 'bob' },
+        team: 'backend',
+      },
+    ];
+
+    // Act
+    const applied = await run(['apply', '--events', '-'], env, JSON.stringify(events));
+    const json = await run(['show-user', 'bob', '--json'], env);
+    const text = await run(['show-user', 'b0b00000000000000000000000000002'], env);
+    const stranger = await run(['show-user', 'mallory'], env);
+
+    // Assess
+    expect(applied.code).toBe(0);
+    const [view] = JSON.parse(json.stdout).users;
+    expect(view).toMatchObject({
+      userId: 'b0b00000000000000000000000000002',
+      userName: 'bob',
+      currentTeams: ['frontend'],
+      offboardedAt: null,
+      teams: [
+        {
+          team: 'frontend',
+          state: 'member',
+          at: joined,
+          eventId: 'ev-bob-contract',
+          expiresAt: contractEnds,
+        },
+      ],
+      pending: [
+        {
+          eventId: 'ev-bob-leaves-backend',
+          type: 'membership.removed',
+          teams: ['backend'],
+          effectiveAt: leavesBackend,
+        },
+      ],
+      nextChange: {
+        at: leavesBackend,
+        what: 'pending membership.removed ev-bob-leaves-backend (backend) takes effect',
+      },
+    });
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain('current teams: frontend');
+    expect(text.stdout).toContain('tombstone: none');
+    expect(text.stdout).toMatch(
+      new RegExp(`frontend\\s+member\\s+${joined}\\s+ev-bob-contract\\s+${contractEnds}`),
+    );
+    expect(text.stdout).toContain(`next change: ${leavesBackend}: pending membership.removed`);
+    expect(stranger.code).toBe(1);
+    expect(stranger.stdout).toContain('the store knows no user mallory');
+  });
 });

@@ -75,6 +75,7 @@ describe('swr-access reconcile', () => {
 
     // Act
     const blocked = await run(['reconcile', '--json'], strict);
+    const blockedText = await run(['reconcile'], strict);
     const afterBlocked = sim.permissions().repos['core/api/server']?.[alice];
     const allowed = await run(['reconcile', '--allow-mass-revoke'], strict);
 
@@ -83,9 +84,70 @@ describe('swr-access reconcile', () => {
     expect(blocked.code).toBe(1);
     expect(JSON.parse(blocked.stdout)).toMatchObject({ guard: { status: 'blocked' } });
     expect(blocked.stderr).toContain('the mass-revoke guard stopped the run');
+    expect(blockedText.stdout).toContain(
+      'users affected: not listed, the guard stopped the run first; `reconcile --dry-run --allow-mass-revoke` lists them',
+    );
     expect(afterBlocked).toBe(3);
     expect(allowed.code).toBe(0);
     expect(allowed.stdout).toContain('core/api/server');
+    expect(allowed.stdout).toMatch(
+      /users affected: 1; what changed for each:\n.*\n.*alice \(a11ce0+1\)\s+core\/api\/server\s+revoke\s+write → none/,
+    );
     expect(sim.permissions().repos['core/api/server']?.[alice]).toBeUndefined();
+  });
+});
+
+describe('swr-access reconcile --dry-run --policy NEW: the preview of a policy change', () => {
+  it('lists each user affected and what would change for them, and changes nothing', async () => {
+    // Prepare: the store knows bob (backend) and carol (frontend)
+    const previewTable = 'cli-reconcile-preview';
+    await ensureTable(dynamo.client, previewTable);
+    const env = envFactory({ TABLE_NAME: previewTable });
+    const snapshots = [
+      {
+        id: 'ev-bob-teams',
+        type: 'user.teams',
+        occurredAt: '2026-11-20T10:00:00Z',
+        user: { name: 'bob' },
+        teams: ['backend'],
+      },
+      {
+        id: 'ev-carol-teams',
+        type: 'user.teams',
+        occurredAt: '2026-11-20T10:00:00Z',
+        user: { name: 'carol' },
+        teams: ['frontend'],
+      },
+    ];
+    const applied = await run(['apply', '--events', '-'], env, JSON.stringify(snapshots));
+    const before = sim.permissions();
+
+    // Act
+    const text = await run(
+      ['reconcile', '--dry-run', '--policy', 'test/fixtures/policies/preview-new.yaml'],
+      env,
+    );
+    const json = await run(
+      ['reconcile', '--dry-run', '--policy', 'test/fixtures/policies/preview-new.yaml', '--json'],
+      env,
+    );
+
+    // Assess
+    expect(applied.code).toBe(0);
+    expect(text.code).toBe(0);
+    expect(sim.permissions()).toEqual(before);
+    expect(text.stdout).toContain('users affected: 2; what would change for each:');
+    expect(text.stdout).toMatch(/bob \(b0b0+2\)\s+core\/api\/server\s+revoke\s+write → none/);
+    expect(text.stdout).toMatch(/carol \(ca2010+3\)\s+core\/web\/frontend\s+change\s+write → manage/);
+    const affected = JSON.parse(json.stdout).usersAffected;
+    expect(
+      affected.map((user: { userName: string; changes: Array<{ target: string; action: string }> }) => [
+        user.userName,
+        user.changes.map((change) => `${change.target} ${change.action}`),
+      ]),
+    ).toEqual([
+      ['bob', ['core/api/server revoke']],
+      ['carol', ['core/web/frontend change']],
+    ]);
   });
 });

@@ -281,3 +281,58 @@ describe('bin/swr-access.mjs', () => {
     expect(Buffer.concat(out).toString('utf8')).toMatch(stdoutPattern);
   });
 });
+
+describe('validate-policy --online', () => {
+  it('reads every target in SWR and passes when all exist', async () => {
+    // Act
+    const { code, stdout } = await run(['validate-policy', 'config/demo-policy.yaml', '--online']);
+
+    // Assess
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^config\/demo-policy\.yaml: valid: 6 teams, 9 targets/);
+    expect(stdout).toMatch(/core\/api\/server\s+repo\s+ok \(\d+ users hold a permission\)/);
+    expect(stdout).toContain('online: all 9 targets exist in SWR');
+  });
+
+  it('names each target that cannot be read, with the reason, and exits 1', async () => {
+    // Act
+    const text = await run(['validate-policy', 'test/fixtures/policies/typo-target.yaml', '--online']);
+    const json = await run([
+      'validate-policy',
+      'test/fixtures/policies/typo-target.yaml',
+      '--online',
+      '--json',
+    ]);
+
+    // Assess
+    expect(text.code).toBe(1);
+    expect(text.stdout).toMatch(/core\/api\/sever\s+repo\s+CANNOT BE READ: \S+ /);
+    expect(text.stdout).toMatch(/toolz\s+namespace\s+CANNOT BE READ: \S+ /);
+    expect(text.stdout).toContain('online: 2 of 4 targets cannot be read');
+    expect(json.code).toBe(1);
+    const answer = JSON.parse(json.stdout);
+    expect(answer.ok).toBe(false);
+    expect(
+      answer.online.map((check: { target: string; ok: boolean }) => `${check.target} ${check.ok}`).sort(),
+    ).toEqual(['core/api/server true', 'core/api/sever false', 'tools/ci/runner true', 'toolz false']);
+    expect(
+      answer.online.find((check: { target: string }) => check.target === 'core/api/sever'),
+    ).toMatchObject({
+      code: expect.stringMatching(/^SVCSTG\.SWR\./),
+      reason: expect.any(String),
+    });
+  });
+
+  it('needs the SWR configuration only when online', async () => {
+    // Act
+    const offline = await run(['validate-policy', 'test/fixtures/policies/typo-target.yaml'], { env: {} });
+    const online = await run(['validate-policy', 'test/fixtures/policies/typo-target.yaml', '--online'], {
+      env: {},
+    });
+
+    // Assess
+    expect(offline.code).toBe(0);
+    expect(online.code).toBe(2);
+    expect(online.stderr).toContain('SWR_ENDPOINT is required');
+  });
+});

@@ -4,7 +4,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { MetricNames, type MetricsSink } from '../../lib/observability.ts';
+import { createReconcileRuntime } from '../../lib/reconcile/runtime.ts';
+import { createQueueRuntime } from '../../lib/runtime.ts';
 
 /*
  * Packages the service with osls + serverless-esbuild exactly as a deploy would (offline: no AWS
@@ -112,6 +115,21 @@ const getAttTarget = (value: unknown): string | undefined =>
 
 /** A work folder of our own: no clash with a concurrent package, no stale bundle of invoke local. */
 const esbuildWorkFolder = `.esbuild-package-test-${process.pid}`;
+/** What a real stage must be given (the package guard refuses the demo policy and no secret). */
+const deployParams = {
+  policyFile: 'test/fixtures/policies/deployable.yaml',
+  swrCredentialsSecretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:swr-access-sync-AbCdEf',
+  alarmTopicArn: 'arn:aws:sns:eu-west-1:123456789012:swr-access-sync-alarms',
+  policyS3Uri: 's3://acme-policies/swr/policy.yaml',
+};
+const packageEnv = (cacheDir: string) => ({
+  ...process.env,
+  SLS_SCHEMA_CACHE_BASE_DIR: cacheDir,
+  CI: '1',
+  AWS_ACCESS_KEY_ID: 'test',
+  AWS_SECRET_ACCESS_KEY: 'test',
+  AWS_REGION: 'eu-west-1',
+});
 let outDir: string;
 let template: CfnTemplate;
 let queuesConfig: QueuesConfig;
@@ -157,19 +175,13 @@ beforeAll(async () => {
       '--package',
       outDir,
       `--param=esbuildWorkFolder=${esbuildWorkFolder}`,
+      ...Object.entries(deployParams).map(([name, value]) => `--param=${name}=${value}`),
     ],
     {
       cwd: root,
       timeout: 240_000,
       maxBuffer: 16 * 1024 * 1024,
-      env: {
-        ...process.env,
-        SLS_SCHEMA_CACHE_BASE_DIR: outDir,
-        CI: '1',
-        AWS_ACCESS_KEY_ID: 'test',
-        AWS_SECRET_ACCESS_KEY: 'test',
-        AWS_REGION: 'eu-west-1',
-      },
+      env: packageEnv(outDir),
     },
   );
   template = JSON.parse(
@@ -375,6 +387,8 @@ describe('functions', () => {
 
     // Assess
     expect(rules.map(([, rule]) => rule.Properties.ScheduleExpression)).toEqual(['rate(1 hour)']);
+    // Enabled unless reconcileScheduleEnabled=false (while the store is bootstrapped, docs/go-live.md).
+    expect(rules.map(([, rule]) => rule.Properties.State)).toEqual(['ENABLED']);
     expect(reconcile.Properties.ReservedConcurrentExecutions).toBe(1);
   });
 });
@@ -434,14 +448,14 @@ describe('IAM', () => {
     expect(asList(statements[0]?.Resource)).toEqual(resources);
   });
 
-  it('grants no secretsmanager or cloudwatch action in the role itself', () => {
+  it('grants no secretsmanager, cloudwatch or s3 action in the role itself', () => {
     // Act
     const actions = statementsIn(resource('IamRoleLambdaExecution').Properties.Policies).flatMap(
       (statement) => asList(statement.Action).map(String),
     );
 
     // Assess
-    expect(actions.filter((action) => /^(secretsmanager|cloudwatch):/.test(action))).toEqual([]);
+    expect(actions.filter((action) => /^(secretsmanager|cloudwatch|s3):/.test(action))).toEqual([]);
   });
 
   it('reads the credentials secret only through a policy that exists when the secret is configured', () => {
@@ -459,8 +473,54 @@ describe('IAM', () => {
     // Assess
     expect(grants).toHaveLength(1);
     expect(policy?.Type).toBe('AWS::IAM::Policy');
-    // The test stage keeps the default: an empty ARN, so the condition is false at deploy time.
-    expect(condition).toEqual({ 'Fn::Not': [{ 'Fn::Equals': ['', ''] }] });
+    expect(asList(statementsIn(policy)[0]?.Resource)).toEqual([deployParams.swrCredentialsSecretArn]);
+    expect(condition).toEqual({ 'Fn::Not': [{ 'Fn::Equals': ['', deployParams.swrCredentialsSecretArn] }] });
+  });
+
+  it('reads the policy object, and only it, through a policy that exists when an object is configured', () => {
+    // Prepare
+    const grants = Object.entries(template.Resources).filter(([, candidate]) =>
+      statementsIn(candidate).some((statement) =>
+        asList(statement.Action).some((action) => /^s3:Get/.test(String(action))),
+      ),
+    );
+
+    // Act
+    const [[logicalId, policy] = ['', undefined]] = grants;
+    const statements = statementsIn(policy);
+    const resourceJoin = statements[0]?.Resource as { 'Fn::Join': [string, unknown[]] };
+    const [, parts] = resourceJoin['Fn::Join'];
+    const select = parts[3] as { 'Fn::Select': [number, { 'Fn::Split': [string, { 'Fn::If': unknown[] }] }] };
+
+    // Assess
+    expect(grants.map(([id]) => id)).toEqual(['PolicyObjectReadPolicy']);
+    expect(logicalId).toBe('PolicyObjectReadPolicy');
+    expect(policy?.Condition).toBe('HasPolicyS3Object');
+    expect(template.Conditions?.HasPolicyS3Object).toEqual({
+      'Fn::Not': [{ 'Fn::Equals': ['', deployParams.policyS3Uri] }],
+    });
+    expect(statements).toHaveLength(1);
+    expect(statements[0]?.Action).toEqual(['s3:GetObject', 's3:GetObjectVersion']);
+    expect(parts.slice(0, 3)).toEqual(['arn:', { Ref: 'AWS::Partition' }, ':s3:::']);
+    // What the expression gives for the configured URI: the object's bucket/key, nothing wider.
+    const [index, split] = select['Fn::Select'];
+    const [separator, chosen] = split['Fn::Split'];
+    expect(chosen['Fn::If']?.[1]).toBe(deployParams.policyS3Uri);
+    expect(String(chosen['Fn::If']?.[1]).split(separator)[index]).toBe('acme-policies/swr/policy.yaml');
+  });
+
+  it('gives the functions POLICY_S3_URI and POLICY_RELOAD_SECONDS', () => {
+    // Act
+    const variables = functionNames.map(
+      (name) => (functionResource(name)[1].Properties.Environment as { Variables: Props }).Variables,
+    );
+
+    // Assess
+    for (const variable of variables)
+      expect(variable).toMatchObject({
+        POLICY_S3_URI: deployParams.policyS3Uri,
+        POLICY_RELOAD_SECONDS: '60',
+      });
   });
 });
 
@@ -535,4 +595,386 @@ describe('alarms and table', () => {
       ]),
     );
   });
+});
+
+/** A function's deployed name, from its resource (what `Ref` of it gives in CloudFormation). */
+const deployedName = (logicalId: string): string => String(resource(logicalId).Properties.FunctionName);
+
+/** `{ Ref: X }` → X. */
+const refOf = (value: unknown): string | undefined => (value as { Ref?: string } | undefined)?.Ref;
+
+/**
+ * The EMF one of our functions writes for `metric`, built the way the function builds its metrics
+ * (its runtime, with the environment Lambda gives it), captured from stdout.
+ */
+const emfOf = (handler: string, functionName: string, metric: string): Record<string, unknown> => {
+  const env = {
+    AWS_LAMBDA_FUNCTION_NAME: functionName,
+    SWR_ENDPOINT: 'http://127.0.0.1:9',
+    IAM_ENDPOINT: 'http://127.0.0.1:9',
+    SWR_AUTH_TOKEN: 'test-token-not-a-secret',
+    TABLE_NAME: 'memberships',
+    ACCESS_CHANGES_DLQ_URL: 'http://127.0.0.1:9/q/dlq.fifo',
+    OFFBOARDING_DLQ_URL: 'http://127.0.0.1:9/q/dlq.fifo',
+  };
+  const metrics: MetricsSink =
+    handler === 'functions/sync.handler'
+      ? createQueueRuntime({ functionName: 'sync', queue: 'accessChanges', env }).metrics
+      : handler === 'functions/offboard.handler'
+        ? createQueueRuntime({ functionName: 'offboard', queue: 'offboarding', env }).metrics
+        : createReconcileRuntime({ functionName: 'reconcile', env }).metrics;
+  const written: string[] = [];
+  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    written.push(String(chunk));
+    return true;
+  });
+  try {
+    metrics.count(metric as never);
+    metrics.flush();
+  } finally {
+    spy.mockRestore();
+  }
+  const line = written
+    .join('')
+    .split('\n')
+    .find((text) => text.includes('"_aws"'));
+  if (line === undefined) throw new Error(`no EMF written for ${metric}`);
+  return JSON.parse(line) as Record<string, unknown>;
+};
+
+interface MetricSpec {
+  Namespace: string;
+  MetricName: string;
+  Dimensions: Array<{ Name: string; Value: unknown }>;
+}
+
+/** Every metric an alarm watches: its own, or each MetricStat of its metric math. */
+const metricsOfAlarm = (alarm: CfnResource): MetricSpec[] => {
+  const properties = alarm.Properties as Props & { Metrics?: Array<{ MetricStat?: { Metric: MetricSpec } }> };
+  if (properties.Metrics !== undefined)
+    return properties.Metrics.flatMap((entry) =>
+      entry.MetricStat === undefined ? [] : [entry.MetricStat.Metric],
+    );
+  return [properties as unknown as MetricSpec];
+};
+
+describe('alarms', () => {
+  const alarms = () => resourcesOf('AWS::CloudWatch::Alarm');
+
+  it('has one alarm for each failure that matters, by name', () => {
+    // Act
+    const names = alarms().map(([, alarm]) =>
+      String(alarm.Properties.AlarmName).replace('swr-access-sync-test-', ''),
+    );
+
+    // Assess
+    expect(names.sort()).toEqual(
+      [
+        'access-changes-dlq-not-empty',
+        'access-changes-oldest-message-age',
+        'mass-revoke-blocked',
+        'offboard-lambda-errors',
+        'offboard-lambda-throttles',
+        'offboarding-dlq-not-empty',
+        'offboarding-oldest-message-age',
+        'policy-reload-failed',
+        'reconcile-errors',
+        'reconcile-lambda-errors',
+        'reconcile-lambda-throttles',
+        'reconcile-skipped-targets',
+        'sync-lambda-errors',
+        'sync-lambda-throttles',
+      ].sort(),
+    );
+  });
+
+  it('watches our own metrics with exactly the dimensions, and values, that the functions write', () => {
+    // Prepare
+    const watched = alarms().flatMap(([, alarm]) =>
+      metricsOfAlarm(alarm).filter((metric) => metric.Namespace === 'SwrAccessSync'),
+    );
+
+    // Act / Assess: each against the EMF the watched function really writes for that metric
+    expect(watched.length).toBeGreaterThanOrEqual(6);
+    for (const metric of watched) {
+      expect(Object.values(MetricNames)).toContain(metric.MetricName);
+      const fnId = refOf(metric.Dimensions.find((dimension) => dimension.Name === 'function')?.Value) ?? '';
+      const emf = emfOf(String(resource(fnId).Properties.Handler), deployedName(fnId), metric.MetricName);
+      const cloudWatch = (
+        emf._aws as { CloudWatchMetrics: Array<{ Namespace: string; Dimensions: string[][] }> }
+      ).CloudWatchMetrics[0];
+      expect(cloudWatch?.Namespace).toBe(metric.Namespace);
+      expect(cloudWatch?.Dimensions).toHaveLength(1);
+      expect(metric.Dimensions.map((dimension) => dimension.Name).sort()).toEqual(
+        [...(cloudWatch?.Dimensions[0] ?? [])].sort(),
+      );
+      for (const dimension of metric.Dimensions) {
+        const value = refOf(dimension.Value) === undefined ? dimension.Value : deployedName(fnId);
+        expect(emf[dimension.Name]).toBe(value);
+      }
+    }
+  });
+
+  it.each([
+    ['MassRevokeBlocked', 'reconcile'],
+    ['ReconcileErrors', 'reconcile'],
+    ['ReconcileSkippedTargets', 'reconcile'],
+    ['PolicyReloadFailed', 'sync'],
+    ['PolicyReloadFailed', 'offboard'],
+    ['PolicyReloadFailed', 'reconcile'],
+  ])('alarms on %s of %s above 0', (metricName, fn) => {
+    // Prepare
+    const [fnId] = functionResource(fn);
+
+    // Act
+    const found = alarms().filter(([, alarm]) =>
+      metricsOfAlarm(alarm).some(
+        (metric) =>
+          metric.MetricName === metricName &&
+          metric.Dimensions.some(
+            (dimension) => dimension.Name === 'function' && refOf(dimension.Value) === fnId,
+          ),
+      ),
+    );
+
+    // Assess
+    expect(found).toHaveLength(1);
+    expect(found[0]?.[1].Properties).toMatchObject({
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+    });
+  });
+
+  it.each(['Errors', 'Throttles'])('alarms on Lambda %s of every function', (metricName) => {
+    // Act
+    const watched = alarms()
+      .filter(
+        ([, alarm]) =>
+          alarm.Properties.Namespace === 'AWS/Lambda' && alarm.Properties.MetricName === metricName,
+      )
+      .map(([, alarm]) =>
+        refOf((alarm.Properties.Dimensions as Array<{ Name: string; Value: unknown }>)[0]?.Value),
+      );
+
+    // Assess
+    expect(watched.sort()).toEqual(
+      resourcesOf('AWS::Lambda::Function')
+        .map(([id]) => id)
+        .sort(),
+    );
+  });
+
+  it('alarms when a join or leave waits more than 900 s on access-changes', () => {
+    // Prepare
+    const [queueId] = queueByName(queuesConfig.queues.accessChanges.name);
+
+    // Act
+    const found = alarms().filter(
+      ([, alarm]) =>
+        alarm.Properties.MetricName === 'ApproximateAgeOfOldestMessage' &&
+        getAttTarget((alarm.Properties.Dimensions as Array<{ Value: unknown }>)[0]?.Value) === queueId,
+    );
+
+    // Assess
+    expect(found).toHaveLength(1);
+    expect(found[0]?.[1].Properties).toMatchObject({ Namespace: 'AWS/SQS', Threshold: 900 });
+  });
+
+  it('notifies the alarm topic on every alarm, when one is configured', () => {
+    // Act
+    const actions = alarms().map(([, alarm]) => [alarm.Properties.AlarmActions, alarm.Properties.OKActions]);
+
+    // Assess
+    const notify = { 'Fn::If': ['HasAlarmTopic', [deployParams.alarmTopicArn], { Ref: 'AWS::NoValue' }] };
+    for (const pair of actions) expect(pair).toEqual([notify, notify]);
+  });
+});
+
+/** The dashboard body with every `${…}` of Fn::Sub replaced, and the names it referred to. */
+const dashboard = () => {
+  const body = (resource('OperationsDashboard').Properties.DashboardBody as { 'Fn::Sub': string })['Fn::Sub'];
+  const references = [...body.matchAll(/\$\{([^}]+)\}/g)].map((match) => match[1] ?? '');
+  const parsed = JSON.parse(body.replace(/\$\{([^}]+)\}/g, (_all, name: string) => `SUB(${name})`)) as {
+    widgets: Array<{ type: string; properties: Props }>;
+  };
+  return { parsed, references };
+};
+
+describe('dashboard and saved queries', () => {
+  it('has the widgets an operator needs, by title', () => {
+    // Act
+    const titles = dashboard().parsed.widgets.map((widget) => String(widget.properties.title));
+
+    // Assess
+    expect(titles).toEqual([
+      'Alarms',
+      'Events: in, applied, retried, dead-lettered',
+      'SWR changes: grants, changes, revokes',
+      'Queues: oldest message age (s)',
+      'Dead-letter queues: messages waiting',
+      'Lambda errors and throttles',
+      'Lambda duration p99 and max (slowest batches)',
+      'Offboarding latency, event to last revoke (ms)',
+      'Reconcile: errors, skipped targets, mass revoke blocked',
+      'Policy reloads (S3)',
+      'Store and API: stale events, deferred, unknown teams, SWR calls and retries',
+      'Dead letters by reason',
+      'Mass revoke blocked (log records)',
+      'Slowest invocations',
+      'Recent access changes, with why',
+    ]);
+  });
+
+  it('refers only to resources and pseudo parameters that exist', () => {
+    // Act
+    const { references } = dashboard();
+
+    // Assess
+    for (const reference of references) {
+      const [logicalId] = reference.split('.');
+      if (reference.startsWith('AWS::')) continue;
+      expect(Object.keys(template.Resources)).toContain(logicalId);
+    }
+  });
+
+  it('graphs our metrics with the dimensions they carry, and shows every alarm', () => {
+    // Prepare
+    const { parsed } = dashboard();
+    const metricRows = parsed.widgets
+      .filter((widget) => widget.type === 'metric')
+      .flatMap((widget) => widget.properties.metrics as unknown[][]);
+    const alarmArns = parsed.widgets.find((widget) => widget.type === 'alarm')?.properties.alarms as string[];
+
+    // Act
+    const ours = metricRows.filter((row) => row[0] === 'SwrAccessSync');
+
+    // Assess
+    expect(ours.length).toBeGreaterThan(20);
+    for (const row of ours) {
+      expect(Object.values(MetricNames)).toContain(row[1]);
+      expect(row.slice(2, 6)).toEqual([
+        'service',
+        'swr-access-sync',
+        'function',
+        expect.stringMatching(/^SUB\(\w+LambdaFunction\)$/),
+      ]);
+    }
+    const names = resourcesOf('AWS::CloudWatch::Alarm').map(([, alarm]) =>
+      String(alarm.Properties.AlarmName),
+    );
+    expect(alarmArns.map((arn) => arn.split(':alarm:')[1]).sort()).toEqual(names.sort());
+  });
+
+  it('saves the Logs Insights queries for the common questions, on the log groups that answer them', () => {
+    // Act
+    const queries = resourcesOf('AWS::Logs::QueryDefinition').map(([, query]) => ({
+      name: String(query.Properties.Name),
+      groups: (query.Properties.LogGroupNames as Array<{ Ref: string }>).map((group) => group.Ref),
+      text: String(query.Properties.QueryString),
+    }));
+
+    // Assess
+    expect(queries.map((query) => query.name.replace('swr-access-sync-test/', '')).sort()).toEqual([
+      'dead-letters-by-reason',
+      'mass-revoke-blocked',
+      'policy-rejected',
+      'slowest-batches',
+      'why-access-changed',
+    ]);
+    for (const query of queries) {
+      for (const group of query.groups) expect(resource(group).Type).toBe('AWS::Logs::LogGroup');
+      expect(query.text).toMatch(/\| (sort|stats)/);
+    }
+  });
+
+  it('matches log records the code writes: every message and alarm a query filters on', async () => {
+    // Prepare: the sources, where each message and alarm name is written
+    const sources = (
+      await Promise.all(
+        ['lib/pipeline.ts', 'lib/reconcile/reconcile.ts', 'lib/policy-source/s3-loader.ts'].map((path) =>
+          readFile(join(root, path), 'utf8'),
+        ),
+      )
+    ).join('\n');
+    const texts = [
+      ...resourcesOf('AWS::Logs::QueryDefinition').map(([, query]) => String(query.Properties.QueryString)),
+      ...dashboard()
+        .parsed.widgets.filter((widget) => widget.type === 'log')
+        .map((widget) => String(widget.properties.query)),
+    ];
+
+    // Act
+    const messages = texts.flatMap((text) =>
+      [...text.matchAll(/message = '([^']+)'/g)].map((match) => match[1] ?? ''),
+    );
+    const alarmNames = texts.flatMap((text) =>
+      [...text.matchAll(/alarm = '([^']+)'/g)].map((match) => match[1] ?? ''),
+    );
+
+    // Assess
+    expect(messages.length).toBeGreaterThan(3);
+    for (const message of messages) expect(sources).toContain(`'${message}'`);
+    for (const name of alarmNames) expect(sources).toContain(`alarm: '${name}'`);
+  });
+});
+
+/*
+ * The guard's rules are tested on their own (test/unit/package-guard.test.ts); these runs prove
+ * that `serverless package` runs it and fails with its reasons.
+ */
+describe('the package guard (any stage but local)', () => {
+  const refusal = async (params: Record<string, string>) => {
+    const cacheDir = await mkdtemp(join(tmpdir(), 'swr-access-sync-refused-'));
+    try {
+      await execFileAsync(
+        process.execPath,
+        [
+          serverlessBin,
+          'package',
+          '--stage',
+          'prod',
+          '--package',
+          join(cacheDir, 'out'),
+          `--param=esbuildWorkFolder=${esbuildWorkFolder}-refused`,
+          ...Object.entries(params).map(([name, value]) => `--param=${name}=${value}`),
+        ],
+        { cwd: root, timeout: 120_000, maxBuffer: 16 * 1024 * 1024, env: packageEnv(cacheDir) },
+      );
+      return { refused: false, output: '' };
+    } catch (error) {
+      const failed = error as { code?: number; stdout?: string; stderr?: string };
+      return { refused: failed.code !== 0, output: `${failed.stdout ?? ''}${failed.stderr ?? ''}` };
+    } finally {
+      await rm(cacheDir, { recursive: true, force: true });
+      await rm(join(root, `${esbuildWorkFolder}-refused`), { recursive: true, force: true });
+    }
+  };
+
+  it.each([
+    {
+      name: 'the defaults: the demo-equal config/policy.yaml and no credentials secret',
+      params: {} as Record<string, string>,
+      reasons: [/the policy config\/policy\.yaml is the demo policy/, /swrCredentialsSecretArn is empty/],
+    },
+    {
+      name: 'a file that says what the demo policy says, in another order',
+      params: {
+        policyFile: 'test/fixtures/policies/demo-reordered.yaml',
+        swrCredentialsSecretArn: deployParams.swrCredentialsSecretArn,
+      },
+      reasons: [/the policy test\/fixtures\/policies\/demo-reordered\.yaml is the demo policy/],
+    },
+  ])(
+    'refuses $name',
+    async ({ params, reasons }) => {
+      // Act
+      const { refused, output } = await refusal(params as Record<string, string>);
+
+      // Assess
+      expect(refused).toBe(true);
+      expect(output).toMatch(/refusing to package stage "prod"/);
+      for (const reason of reasons) expect(output).toMatch(reason);
+    },
+    150_000,
+  );
 });

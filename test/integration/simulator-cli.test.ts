@@ -126,6 +126,40 @@ describe('runSimulateCommand', () => {
     expect(statuses.every((status) => status === 404 || status === 429 || status === 200)).toBe(true);
   });
 
+  it('prints on stderr, as a local tool, the credentials it accepts, and they work', async () => {
+    // Prepare
+    const out: string[] = [];
+    const err: string[] = [];
+    const stop = new AbortController();
+
+    // Act
+    const running = runSimulateCommand([], {
+      stdout: { write: (text) => out.push(text) },
+      stderr: { write: (text) => err.push(text) },
+      signal: stop.signal,
+    });
+    await waitFor(() => err.length > 0);
+    const notice = err.join('');
+    const token = /SWR_AUTH_TOKEN=(\S+)/.exec(notice)?.[1] ?? '';
+    const urls = JSON.parse(out[0] ?? '{}') as { swr: string };
+    const res = await request(`${urls.swr}/v2/manage/namespaces/core/access`, {
+      headers: { 'x-auth-token': token },
+      reset: true,
+    });
+    await res.body.dump();
+    stop.abort();
+    await running;
+
+    // Assess
+    expect(notice).toMatch(/a LOCAL simulator of SWR \+ IAM for development and tests, not Huawei Cloud/);
+    expect(notice).toContain(`HUAWEICLOUD_IAM_USER=${seed.serviceAccount.name}`);
+    expect(notice).toContain(`HUAWEICLOUD_IAM_PASSWORD=${seed.serviceAccount.password}`);
+    expect(notice).toContain(`HUAWEICLOUD_SDK_AK=${seed.credentials?.[0]?.ak}`);
+    expect(notice).toContain(`SWR_ENDPOINT=${urls.swr}`);
+    expect(res.statusCode).toBe(200);
+    expect(out).toHaveLength(1);
+  });
+
   it('rejects a seed file that does not exist', async () => {
     // Act / Assess
     await expect(runSimulateCommand(['--seed', '/nonexistent/seed.json'])).rejects.toThrow(

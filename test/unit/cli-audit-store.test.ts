@@ -12,6 +12,7 @@ import {
   fromAuditItem,
   toAuditItem,
 } from '../../lib/audit/index.ts';
+import { toTargetIndexItem } from '../../lib/audit/items.ts';
 import { StoreError } from '../../lib/errors.ts';
 import type { AuditRecord } from '../../lib/observability.ts';
 import { target, userId } from '../support/factories.ts';
@@ -47,6 +48,10 @@ describe('audit items', () => {
       auditRecordFactory(2, 5, { target: target('tools'), before: 7, after: undefined }),
     ],
     ['a dry-run change', auditRecordFactory(3, 9, { before: 1, after: 3, dryRun: true, sources: [] })],
+    [
+      'a reconcile repair with its reason',
+      auditRecordFactory(4, 12, { actor: 'reconcile', eventIds: [], sources: [], reason: 'drift' }),
+    ],
   ])('round-trips %s', (_name, record) => {
     // Act
     const item = toAuditItem(record, 400);
@@ -56,6 +61,28 @@ describe('audit items', () => {
     expect(item.sk).toMatch(new RegExp(`^AUDIT#${record.at.replace(/\./g, '\\.')}#[0-9a-f]{16}$`));
     expect(item.expiresAtEpoch).toBe(Date.parse(record.at) / 1000 + 400 * 86_400);
     expect(fromAuditItem(item)).toEqual(record);
+  });
+
+  it('stores the record again under its target, with the same sort key', () => {
+    // Prepare
+    const record = auditRecordFactory(1, 0, { reason: 'membership expired' });
+
+    // Act
+    const item = toTargetIndexItem(record, 400);
+
+    // Assess
+    expect(item.pk).toBe('TARGET#core/api/server');
+    expect(item.sk).toBe(auditSortKey(record));
+    expect(fromAuditItem(item)).toEqual(record);
+  });
+
+  it('keeps the key of a record without a reason as it was before reasons were kept', () => {
+    // Prepare
+    const record = auditRecordFactory(1, 0);
+
+    // Act / Assess: the digest of the fields every record had (changing it would duplicate history)
+    expect(auditSortKey(record)).toBe(auditSortKey({ ...record, reason: undefined }));
+    expect(auditSortKey(record)).not.toBe(auditSortKey({ ...record, reason: 'drift' }));
   });
 
   it('gives two changes of one instant distinct keys, and one change the same key twice', () => {
@@ -145,6 +172,38 @@ describe('auditByUser over the memory store', () => {
   });
 });
 
+describe('the memory audit store', () => {
+  it('lists a target, every user, newest first', async () => {
+    // Prepare
+    const store = createMemoryAuditStore();
+    await store.write([
+      auditRecordFactory(1, 1),
+      auditRecordFactory(2, 3),
+      auditRecordFactory(3, 2, { target: target('core/api/worker') }),
+      auditRecordFactory(4, 4, { target: target('core') }),
+    ]);
+
+    // Act
+    const repository = await store.listByTarget(target('core/api/server'));
+    const namespace = await store.listByTarget(target('core'));
+
+    // Assess
+    expect(repository.map((record) => record.userName)).toEqual(['user2', 'user1']);
+    expect(namespace.map((record) => record.userName)).toEqual(['user4']);
+  });
+
+  it('keeps no dry-run record', async () => {
+    // Prepare
+    const store = createMemoryAuditStore();
+
+    // Act
+    await store.write([auditRecordFactory(1, 1, { dryRun: true }), auditRecordFactory(2, 2)]);
+
+    // Assess
+    expect(store.all().map((record) => record.userName)).toEqual(['user2']);
+  });
+});
+
 describe('DynamoDB audit store writes', () => {
   const fastSleep = async () => undefined;
 
@@ -152,7 +211,7 @@ describe('DynamoDB audit store writes', () => {
     documentMock.reset();
   });
 
-  it('writes in BatchWriteItem calls of 25, with a name-index item per user', async () => {
+  it('writes in BatchWriteItem calls of 25, with a target item per record and a name-index item per user', async () => {
     // Prepare
     documentMock.on(BatchWriteCommand).resolves({ UnprocessedItems: {} });
     const store = createDynamoAuditStore({ client: new DynamoDBClient({}), tableName: 'memberships' });
@@ -161,17 +220,32 @@ describe('DynamoDB audit store writes', () => {
     // Act
     await store.write(records);
 
-    // Assess: 20 audit items + 4 name-index items
+    // Assess: 20 audit items + 20 target items + 4 name-index items
     const sizes = documentMock
       .commandCalls(BatchWriteCommand)
       .map((call) => call.args[0].input.RequestItems?.memberships?.length);
-    expect(sizes).toEqual([24]);
+    expect(sizes).toEqual([25, 19]);
     await store.write([...records, ...records.map((record) => ({ ...record, actor: 'offboard' }))]);
     const later = documentMock
       .commandCalls(BatchWriteCommand)
-      .slice(1)
+      .slice(2)
       .map((call) => call.args[0].input.RequestItems?.memberships?.length);
-    expect(later).toEqual([25, 19]);
+    expect(later).toEqual([25, 25, 25, 9]);
+  });
+
+  it('writes nothing for dry-run records', async () => {
+    // Prepare
+    documentMock.on(BatchWriteCommand).resolves({ UnprocessedItems: {} });
+    const store = createDynamoAuditStore({ client: new DynamoDBClient({}), tableName: 'memberships' });
+
+    // Act
+    await store.write([
+      auditRecordFactory(1, 1, { dryRun: true }),
+      auditRecordFactory(2, 2, { dryRun: true }),
+    ]);
+
+    // Assess
+    expect(documentMock).toHaveReceivedCommandTimes(BatchWriteCommand, 0);
   });
 
   it('sends unprocessed items again until they are taken', async () => {
@@ -210,7 +284,7 @@ describe('DynamoDB audit store writes', () => {
     [
       'the call fails',
       () => documentMock.on(BatchWriteCommand).rejects(new Error('throttled')),
-      /audit write \(2 items\) failed: Error: throttled/,
+      /audit write \(3 items\) failed: Error: throttled/,
     ],
   ])('throws a retryable StoreError when %s', async (_name, arrange, message) => {
     // Prepare

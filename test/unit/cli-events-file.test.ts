@@ -65,6 +65,32 @@ describe('parseEventsText', () => {
     ]);
   });
 
+  it.each([
+    ['one pretty-printed event', JSON.stringify(eventFactory(1), null, 2), 'lines 1-9'],
+    [
+      'pretty-printed events one after the other',
+      `\n${JSON.stringify(eventFactory(1), null, 2)}\n${JSON.stringify(eventFactory(2), null, 2)}`,
+      'lines 2-10',
+    ],
+  ])('refuses %s, saying how to fix it', (_name, text, where) => {
+    // Act
+    const parse = () => parseEventsText(text, now);
+
+    // Assess
+    expect(parse).toThrow(UsageError);
+    expect(parse).toThrow(`spread over several lines (pretty-printed, ${where})`);
+    expect(parse).toThrow('Wrap the events in [ ] (a JSON array), or write one event per line (NDJSON)');
+  });
+
+  it('leaves a broken first line of NDJSON to the per-line report', () => {
+    // Act
+    const file = parseEventsText(ndjson('{"id": "e1", oops', eventFactory(2)), now);
+
+    // Assess
+    expect(file.problems.map((problem) => problem.label)).toEqual(['line 1']);
+    expect(file.events.map((entry) => entry.label)).toEqual(['line 2']);
+  });
+
   it('reports a bad array element by its index', () => {
     // Act
     const file = parseEventsText(JSON.stringify([eventFactory(1), { id: 'e2' }, 7]), now);

@@ -17,7 +17,16 @@ const ioFactory = (env: Record<string, string> = {}, stdin: string[] = []) => {
   return { io, stdout: () => out.join(''), stderr: () => err.join('') };
 };
 
-const commands = ['plan', 'apply', 'reconcile', 'redrive', 'audit', 'simulate', 'validate-policy'];
+const commands = [
+  'plan',
+  'apply',
+  'reconcile',
+  'redrive',
+  'audit',
+  'show-user',
+  'simulate',
+  'validate-policy',
+];
 
 describe('swr-access main', () => {
   it('lists every command on --help and exits 0', async () => {
@@ -69,7 +78,7 @@ describe('swr-access main', () => {
     ],
     [['redrive', '--queue', 'elsewhere'], /--queue must be access-changes or offboarding/],
     [['redrive', '--queue', 'offboarding', '--max', 'lots'], /--max needs a whole number/],
-    [['audit'], /--user is required/],
+    [['audit'], /--user or --target is required/],
     [['validate-policy'], /the policy FILE is required/],
     [['validate-policy', 'a.yaml', 'b.yaml'], /unexpected argument b\.yaml/],
     [['simulate', '--port', 'abc'], /--port needs an integer/],

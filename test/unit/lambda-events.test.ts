@@ -62,6 +62,10 @@ const sampleEvents: Record<string, () => SQSEvent> = {
   'sqs-name-only.json': () =>
     sqsEventOf([recordOf('accessChanges', bodyText('membership-added-name-only.json'))]),
   'sqs-offboard.json': () => sqsEventOf([recordOf('offboarding', bodyText('user-offboarded.json'))]),
+  'sqs-contractor.json': () =>
+    sqsEventOf([recordOf('accessChanges', bodyText('membership-added-contractor.json'))]),
+  'sqs-last-day.json': () =>
+    sqsEventOf([recordOf('accessChanges', bodyText('membership-removed-last-day.json'))]),
   'sqs-redelivered.json': () =>
     sqsEventOf([recordOf('accessChanges', bodyText('membership-added.json'), { receiveCount: 3 })]),
   'sqs-malformed.json': () =>
@@ -125,6 +129,8 @@ describe('sample bodies', () => {
     ['user-teams.json', 'user.teams'],
     ['user-offboarded.json', 'user.offboarded'],
     ['membership-added-name-only.json', 'membership.added'],
+    ['membership-added-contractor.json', 'membership.added'],
+    ['membership-removed-last-day.json', 'membership.removed'],
   ])('%s is a valid %s event', (file, type) => {
     // Act
     const result = parseEventBody(bodyText(file), now);
@@ -142,6 +148,19 @@ describe('sample bodies', () => {
 
     // Assess
     expect(result.ok ? 'accepted' : result.error.code).toBe(code);
+  });
+
+  it.each([
+    ['membership-added-contractor.json', ['effectiveAt', 'expiresAt']],
+    ['membership-removed-last-day.json', ['effectiveAt']],
+  ])('%s shows the time-bound fields %j, and the parser keeps them', (file, fields) => {
+    // Act
+    const result = parseEventBody(bodyText(file), now);
+
+    // Assess
+    expect(result.ok).toBe(true);
+    const event = (result.ok ? result.event : {}) as Record<string, unknown>;
+    for (const field of fields) expect(event[field]).toEqual(expect.stringMatching(/^\d{4}-\d\d-\d\dT/));
   });
 
   it('the name-only body carries no user id', () => {

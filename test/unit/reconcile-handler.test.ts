@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import type { Policy } from '../../lib/domain.ts';
-import { ConfigError, StoreError } from '../../lib/errors.ts';
+import { ConfigError, StoreError, SyncError } from '../../lib/errors.ts';
 import { createLambdaContext } from '../../lib/local/lambda-context.ts';
 import { createMemoryTelemetry, MetricNames } from '../../lib/observability.ts';
 import { createReconcileHandler, handleReconcileEvent, overridesOf } from '../../lib/reconcile/handler.ts';
@@ -170,6 +170,58 @@ describe('createReconcileHandler', () => {
     expect(summary.guard.status).toBe('blocked');
     expect(telemetry.counters.get(MetricNames.massRevokeBlocked)).toBe(1);
     expect(runtime.metrics.flush).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe('reconcile metrics (what the alarms on errors and skipped targets read)', () => {
+  const unreadable = new SyncError('SWR answered 503', { code: 'SVCSTG.SWR.5000001', retryable: true });
+
+  it.each([
+    { name: 'a clean run counts zero of each', breakIt: undefined, errors: 0, skipped: 0 },
+    {
+      name: 'a target that cannot be read is a skipped target',
+      breakIt: (swr: FakeSwr) => {
+        swr.getAccess = async () => {
+          throw unreadable;
+        };
+      },
+      errors: 0,
+      skipped: 1,
+    },
+    {
+      name: 'each failed call is an error (a grant and a revoke here)',
+      breakIt: (swr: FakeSwr) => {
+        swr.failTarget(
+          'core/api/server',
+          new SyncError('forbidden', { code: 'SVCSTG.SWR.4030001', retryable: false }),
+        );
+      },
+      errors: 2,
+      skipped: 0,
+    },
+  ])('$name', async ({ breakIt, errors, skipped }) => {
+    // Prepare
+    const { runtime, swr, telemetry } = runtimeFactory({ massRevoke: { maxCount: 5, maxShare: 1 } });
+    breakIt?.(swr);
+
+    // Act
+    await handleReconcileEvent(scheduledEvent, createLambdaContext('reconcile', 30_000), runtime);
+
+    // Assess
+    expect(telemetry.counters.get(MetricNames.reconcileErrors)).toBe(errors);
+    expect(telemetry.counters.get(MetricNames.reconcileSkippedTargets)).toBe(skipped);
+  });
+
+  it('counts a run that cannot start as one error', async () => {
+    // Prepare
+    const { runtime, telemetry } = runtimeFactory({}, new StoreError('table not reachable'));
+
+    // Act
+    await handleReconcileEvent({}, createLambdaContext('reconcile', 30_000), runtime).catch(() => undefined);
+
+    // Assess
+    expect(telemetry.counters.get(MetricNames.reconcileErrors)).toBe(1);
+    expect(telemetry.counters.has(MetricNames.reconcileSkippedTargets)).toBe(false);
   });
 });
 
