@@ -33,6 +33,12 @@ const MetricNames = {
   unknownTeams: 'UnknownTeams',
   offboardingLatency: 'OffboardingLatency',
   massRevokeBlocked: 'MassRevokeBlocked',
+  intakeRequests: 'IntakeRequests',
+  intakeEventsSent: 'IntakeEventsSent',
+  intakeEnqueueFailures: 'IntakeEnqueueFailures',
+  intakeUnmappedUsers: 'IntakeUnmappedUsers',
+  intakeUnknownGroups: 'IntakeUnknownGroups',
+  intakeRejected: 'IntakeRejected',
 } as const;
 
 type MetricName = (typeof MetricNames)[keyof typeof MetricNames];
