@@ -8,6 +8,7 @@ import { auditCommand, redriveCommand, simulateCommand, validatePolicyCommand } 
 import { runEventCommand } from './events-command.ts';
 import { type CliIo, type ExitCode, ExitCodes, line, UsageError } from './io.ts';
 import { reconcileCommand } from './reconcile-command.ts';
+import { showCommand } from './show-command.ts';
 
 type CommandRun = (argv: string[], io: CliIo) => Promise<ExitCode>;
 
@@ -25,6 +26,7 @@ const commands: Record<string, { summary: string; run: CommandRun }> = {
     run: reconcileCommand,
   },
   redrive: { summary: 'move dead-lettered messages back to their queue', run: redriveCommand },
+  show: { summary: 'who has access: a target, or a user, as SWR reports it now', run: showCommand },
   audit: { summary: "a user's access history, newest first", run: auditCommand },
   simulate: { summary: 'run the SWR + IAM simulator in the foreground', run: simulateCommand },
   'validate-policy': { summary: 'check an access policy as start-up does', run: validatePolicyCommand },
