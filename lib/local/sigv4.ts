@@ -4,7 +4,7 @@
  * credentials), and the client side for tests and scripts. Both over `@smithy/signature-v4`, the
  * signer the AWS SDK itself uses; the check re-signs the request as received and compares.
  */
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 
@@ -103,6 +103,10 @@ const verifySigV4 = async (
   if (signedAt === undefined || Math.abs(now() - signedAt) > maxSkewMs) return false;
   const names = (signedHeaders ?? '').split(';');
   if (!names.includes('host')) return false;
+  // The signer trusts a payload hash it is given; API Gateway hashes the body it received.
+  const payloadHash = headers['x-amz-content-sha256'];
+  if (payloadHash !== undefined && payloadHash !== createHash('sha256').update(body, 'utf8').digest('hex'))
+    return false;
   const kept = Object.fromEntries(names.map((name) => [name, headers[name] ?? '']));
   const resigned = (await signerFor(credentials, region).sign(requestOf(url, method, kept, body) as never, {
     signingDate: new Date(signedAt),

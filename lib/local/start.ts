@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { readEventsText, splitEventsText } from '../events-file.ts';
 import { createMemoryTelemetry, type Log } from '../observability.ts';
 import { redactSecrets } from '../redact.ts';
+import { loadSeed } from '../sim/index.ts';
 import { startLocalIntake } from './intake.ts';
 import { localCredentials, localRegion } from './sqs.ts';
 import { startSqsGateway } from './sqs-gateway.ts';
@@ -18,7 +19,7 @@ import { type DeadLetterView, startLocalStack } from './stack.ts';
 /** Holds the local credentials: a file, so that they never appear on the terminal or in logs. */
 const serveEnvFile = '.local-stack.env';
 
-const usage = `Usage: npm start [-- --events FILE] [-- --policy FILE] [-- --serve [--env-out FILE]]
+const usage = `Usage: npm start [-- --events FILE] [-- --policy FILE] [-- --serve [--env-out FILE] [--seed FILE]]
 
 Runs swr-access-sync on an embedded local stack and prints a summary.
   --events FILE   events to send: a JSON array or NDJSON, '-' for stdin (default events/demo.ndjson)
@@ -26,6 +27,7 @@ Runs swr-access-sync on an embedded local stack and prints a summary.
   --serve         keep a live stack running (simulator, queues with pollers, table, the intake on
                   127.0.0.1) until Ctrl-C; its environment is written to ${serveEnvFile}
   --env-out FILE  with --serve: write the environment to FILE instead
+  --seed FILE     with --serve: the simulated account (default config/demo-seed.json)
   --help          this text`;
 
 const levelName: Record<string, string> = { '1': 'read', '3': 'write', '7': 'manage' };
@@ -69,10 +71,15 @@ const liveLog = (): Log => {
  * and the intake on 127.0.0.1. Its environment goes to `envFile`: the CLI, `serverless invoke
  * local` (any function) and scripts run against it with it.
  */
-const serve = async (policyFile: string, envFile: string): Promise<number> => {
+const serve = async (policyFile: string, envFile: string, seedFile: string | undefined): Promise<number> => {
   const telemetry = createMemoryTelemetry();
   const log = liveLog();
-  const stack = await startLocalStack({ policyFile, log, metrics: telemetry.metrics });
+  const stack = await startLocalStack({
+    policyFile,
+    log,
+    metrics: telemetry.metrics,
+    ...(seedFile === undefined ? {} : { seed: loadSeed(seedFile) }),
+  });
   const stops: Array<() => Promise<void>> = [() => stack.stop()];
   try {
     const intake = await startLocalIntake(stack, { log, metrics: telemetry.metrics });
@@ -136,6 +143,7 @@ const main = async (argv: string[]): Promise<number> => {
     options: {
       events: { type: 'string' },
       policy: { type: 'string' },
+      seed: { type: 'string' },
       serve: { type: 'boolean' },
       'env-out': { type: 'string' },
       help: { type: 'boolean' },
@@ -146,7 +154,7 @@ const main = async (argv: string[]): Promise<number> => {
     return 0;
   }
   if (values.serve)
-    return serve(values.policy ?? 'config/demo-policy.yaml', values['env-out'] ?? serveEnvFile);
+    return serve(values.policy ?? 'config/demo-policy.yaml', values['env-out'] ?? serveEnvFile, values.seed);
   const eventsFile = values.events ?? 'events/demo.ndjson';
   const { entries } = splitEventsText(await readEventsText(eventsFile, process.stdin));
   const progress = (text: string) => process.stderr.write(`${text}\n`);
