@@ -240,12 +240,14 @@ const createScimEffects = (deps: ScimDeps) => {
     group: ScimGroupRecord,
     changes: ReadonlyArray<{ userId: string; member: boolean }>,
     at: string,
+    /** Every edge of these users as the caller just read them (absent: no edge); saves a read. */
+    known?: ReadonlyMap<string, MemberEdge>,
   ): Promise<void> => {
     if (changes.length === 0) return;
     const teams = teamsOfGroup(group);
     if (teams.length === 0) reportUnknownGroup(group);
     const ids = changes.map((change) => change.userId);
-    const [users, edges] = await Promise.all([store.getUsers(ids), store.getEdges(group.id, ids)]);
+    const [users, edges] = await Promise.all([store.getUsers(ids), known ?? store.getEdges(group.id, ids)]);
     const written = await mapLimit(
       changes,
       concurrency,

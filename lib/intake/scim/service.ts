@@ -324,6 +324,7 @@ const createScimService = (deps: ScimDeps) => {
             ...before.filter((userId) => !after.has(userId)).map((userId) => ({ userId, member: false })),
           ],
           at,
+          new Map(edges.map((edge) => [edge.userId, edge])),
         );
       }
       return;
