@@ -96,8 +96,9 @@ const describe = (error: unknown): string =>
 const scimPrefix = '/scim/v2';
 
 const handleScim = async (event: IntakeEvent, services: IntakeServices): Promise<IntakeResult> => {
-  const authorization = headerOf(event, 'authorization');
-  const token = /^Bearer\s+(.+)$/i.exec(authorization ?? '')?.[1]?.trim();
+  // `Bearer <token>`; the bare token too, as some Okta connector set-ups send it.
+  const authorization = headerOf(event, 'authorization')?.trim();
+  const token = /^Bearer\s+(.+)$/i.exec(authorization ?? '')?.[1]?.trim() ?? authorization;
   if (!sameSecret(token, services.secrets.scimToken))
     return answer(401, scimErrorBody(401), scimType, { 'www-authenticate': 'Bearer realm="scim"' });
   const body = bodyOf(event);

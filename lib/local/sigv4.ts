@@ -29,8 +29,9 @@ const service = 'execute-api';
 /** As AWS: a signature older or newer than this is refused. */
 const maxSkewMs = 15 * 60 * 1000;
 
-const signerFor = (credentials: Credentials, region: string) =>
-  new SignatureV4({ credentials, region, service, sha256: Hash.bind(null, 'sha256') });
+/** `applyChecksum`: the client adds x-amz-content-sha256; the check signs the headers it got, no more. */
+const signerFor = (credentials: Credentials, region: string, applyChecksum = true) =>
+  new SignatureV4({ credentials, region, service, sha256: Hash.bind(null, 'sha256'), applyChecksum });
 
 const requestOf = (url: URL, method: string, headers: Record<string, string>, body: string | undefined) => ({
   method,
@@ -108,9 +109,13 @@ const verifySigV4 = async (
   if (payloadHash !== undefined && payloadHash !== createHash('sha256').update(body, 'utf8').digest('hex'))
     return false;
   const kept = Object.fromEntries(names.map((name) => [name, headers[name] ?? '']));
-  const resigned = (await signerFor(credentials, region).sign(requestOf(url, method, kept, body) as never, {
-    signingDate: new Date(signedAt),
-  })) as unknown as SignableRequest;
+  const resigned = (await signerFor(credentials, region, false).sign(
+    requestOf(url, method, kept, body) as never,
+    {
+      signingDate: new Date(signedAt),
+      signableHeaders: new Set(names),
+    },
+  )) as unknown as SignableRequest;
   const expected = /Signature=([0-9a-f]{64})/.exec(resigned.headers.authorization ?? '')?.[1];
   // Both are 64 hex characters (the pattern above and the signer): equal lengths.
   return expected !== undefined && timingSafeEqual(Buffer.from(expected), Buffer.from(signature ?? ''));
