@@ -97,9 +97,13 @@ const intakeSeed = (): SimulatorSeed => {
 
 const intakePolicyPath = join(import.meta.dirname, '../fixtures/intake/policy.yaml');
 
+/** A JSON answer as tests read it: by the shape the protocol documents, checked by the assertions. */
+// biome-ignore lint/suspicious/noExplicitAny: answers are read field by field and asserted on
+type JsonAnswer = any;
+
 interface HttpReply {
   status: number;
-  body: any;
+  body: JsonAnswer;
   text: string;
   headers: Headers;
 }
@@ -167,7 +171,7 @@ const oktaEvent = (file: string, overrides: Record<string, unknown> = {}): Recor
   return { ...(delivery.data.events[0] as Record<string, unknown>), ...overrides };
 };
 
-export type { HttpReply };
+export type { HttpReply, JsonAnswer };
 export {
   fixedDirectory,
   intakePolicyPath,

@@ -8,7 +8,7 @@ import { parsePolicy } from '../../lib/core/policy.ts';
 import { createMemoryScimStore } from '../../lib/intake/scim/memory-store.ts';
 import { createScimService, type ScimRequest } from '../../lib/intake/scim/service.ts';
 import { createMemoryTelemetry, MetricNames } from '../../lib/observability.ts';
-import { fixedDirectory, recordingProducer, sample } from '../support/intake.ts';
+import { fixedDirectory, type JsonAnswer, recordingProducer, sample } from '../support/intake.ts';
 
 const policy = parsePolicy(
   [
@@ -52,7 +52,10 @@ const setup = () => {
     policy,
     log: telemetry.log,
     metrics: telemetry.metrics,
-    clock: () => new Date((at += 1000)),
+    clock: () => {
+      at += 1000;
+      return new Date(at);
+    },
     newId: () => `id-${String(++ids).padStart(4, '0')}`,
   });
   const call = async (method: string, path: string, body?: unknown) => {
@@ -65,7 +68,7 @@ const setup = () => {
       baseUrl,
     };
     const reply = await scim.handle(request);
-    return { status: reply.status, body: reply.body as Record<string, any>, headers: reply.headers ?? {} };
+    return { status: reply.status, body: reply.body as JsonAnswer, headers: reply.headers ?? {} };
   };
   return { store, producer, iam, telemetry, call };
 };
