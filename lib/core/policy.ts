@@ -141,6 +141,15 @@ const grantsPathOf = (raw: unknown, team: string): PathSegment[] =>
     ? ['teams', team]
     : ['teams', team, 'grants'];
 
+/**
+ * A team written as one grant without the list (`platform: { namespace: core, … }`): a common slip
+ * that the object form would otherwise report as unknown fields.
+ */
+const looksLikeOneGrant = (value: unknown): boolean =>
+  isRecord(value) &&
+  !teamFields.some((field) => Object.hasOwn(value, field)) &&
+  grantFields.some((field) => Object.hasOwn(value, field));
+
 /** Checks zod cannot express per key: team names, and the same target twice in one team. */
 const crossChecks = (raw: unknown): Problem[] => {
   if (!isRecord(raw) || !isRecord(raw.teams)) return [];
@@ -153,6 +162,11 @@ const crossChecks = (raw: unknown): Problem[] => {
   for (const [team, value] of Object.entries(raw.teams)) {
     const rule = teamNameRule(team);
     if (rule !== undefined) problems.push({ path: ['teams', team], rule: `team name ${rule}` });
+    if (looksLikeOneGrant(value))
+      problems.push({
+        path: ['teams', team],
+        rule: `${teamShapeRule}; this looks like one grant: write it as a list item (- { namespace: … })`,
+      });
     const grants = Array.isArray(value) ? value : isRecord(value) ? value.grants : undefined;
     if (!Array.isArray(grants)) continue;
     const base = grantsPathOf(raw, team);
@@ -196,6 +210,9 @@ const zodProblems = (issues: readonly z.core.$ZodIssue[], raw: unknown): Problem
   issues.flatMap((issue): Problem[] => {
     const path = issue.path.filter((s): s is PathSegment => typeof s !== 'symbol');
     if (issue.code === 'unrecognized_keys') {
+      // Said once, better, by crossChecks.
+      if (path.length === 2 && path[0] === 'teams' && isRecord(raw) && isRecord(raw.teams))
+        if (looksLikeOneGrant(raw.teams[String(path[1])])) return [];
       const allowed = allowedFieldsAt(path);
       return issue.keys.map((key) => ({
         path: filePath(raw, [...path, key]),

@@ -672,6 +672,71 @@ describe('SCIM: bad requests', () => {
   });
 });
 
+describe('SCIM: filters', () => {
+  it.each([
+    ['userName eq, in any case', 'userName eq "ANN@corp.example"', ['ann@corp.example']],
+    ['externalId eq (case-exact)', 'externalId eq "ext-ann"', ['ann@corp.example']],
+    ['externalId eq in another case', 'externalId eq "EXT-ANN"', []],
+    [
+      'the core schema prefix',
+      'urn:ietf:params:scim:schemas:core:2.0:User:userName eq "bob@corp.example"',
+      ['bob@corp.example'],
+    ],
+    [
+      'the work e-mail, as Entra may match',
+      'emails[type eq "work"].value eq "bob@corp.example"',
+      ['bob@corp.example'],
+    ],
+    ['and', 'userName eq "ann@corp.example" and active eq true', ['ann@corp.example']],
+    [
+      'or',
+      'userName eq "ann@corp.example" or userName eq "bob@corp.example"',
+      ['ann@corp.example', 'bob@corp.example'],
+    ],
+    ['no match', 'userName eq "nobody"', []],
+  ])('finds users by %s', async (_name, filter, expected) => {
+    // Prepare
+    const s = setup();
+    await createUser(s, { ...annBody('ann@corp.example'), externalId: 'ext-ann' });
+    await createUser(s, annBody('bob@corp.example'));
+
+    // Act
+    const reply = await s.call('GET', `/Users?filter=${encodeURIComponent(filter)}`);
+
+    // Assess
+    expect(reply.status).toBe(200);
+    expect(reply.body.Resources.map((user: { userName: string }) => user.userName).sort()).toEqual(expected);
+  });
+
+  it('finds groups by displayName in any case, by id, and by member, without members when excluded', async () => {
+    // Prepare
+    const s = setup();
+    const ann = await createUser(s, annBody());
+    const sre = await createGroup(s, 'SRE', [ann]);
+    await createGroup(s, 'data');
+
+    // Act
+    const byName = await s.call(
+      'GET',
+      `/Groups?excludedAttributes=members&filter=${encodeURIComponent('displayName eq "sre"')}`,
+    );
+    const byId = await s.call('GET', `/Groups?filter=${encodeURIComponent(`id eq "${sre}"`)}`);
+    const byMember = await s.call(
+      'GET',
+      `/Groups?filter=${encodeURIComponent(`members[value eq "${ann}"]`)}`,
+    );
+    const page = await s.call('GET', '/Groups?startIndex=2&count=1&attributes=displayName');
+
+    // Assess
+    expect(byName.body.Resources).toEqual([expect.objectContaining({ id: sre, displayName: 'SRE' })]);
+    expect(byName.body.Resources[0]).not.toHaveProperty('members');
+    expect(byId.body.Resources[0].members).toEqual([expect.objectContaining({ value: ann })]);
+    expect(byMember.body.Resources.map((group: { id: string }) => group.id)).toEqual([sre]);
+    expect(page.body).toMatchObject({ totalResults: 2, itemsPerPage: 1, startIndex: 2 });
+    expect(Object.keys(page.body.Resources[0]).sort()).toEqual(['displayName', 'id', 'meta', 'schemas']);
+  });
+});
+
 describe('SCIM: discovery', () => {
   it.each([
     ['/ServiceProviderConfig', { patch: { supported: true }, bulk: { supported: false } }],

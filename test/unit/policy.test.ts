@@ -280,6 +280,12 @@ describe('parsePolicy: every kind of problem names the file, the YAML path and t
       'teams.sre.idpGroups[1]: must not be empty',
     ],
     [
+      'one grant without the list',
+      'version: 1\nteams:\n  sre: { namespace: core, permission: read }\n',
+      'policy.yaml:3:',
+      'teams.sre: must be a list of grants, or { grants: [...], idpGroups: [...] }; this looks like one grant',
+    ],
+    [
       'team neither a list nor an object',
       'version: 1\nteams:\n  sre: 7\n',
       'policy.yaml:3:',
