@@ -725,6 +725,14 @@ describe('SCIM: filters', () => {
       'GET',
       `/Groups?filter=${encodeURIComponent(`members[value eq "${ann}"]`)}`,
     );
+    const entraCheck = await s.call(
+      'GET',
+      `/Groups?excludedAttributes=members&filter=${encodeURIComponent(`id eq "${sre}" and members eq "${ann}"`)}`,
+    );
+    const notMember = await s.call(
+      'GET',
+      `/Groups?filter=${encodeURIComponent(`id eq "${sre}" and members eq "other"`)}`,
+    );
     const page = await s.call('GET', '/Groups?startIndex=2&count=1&attributes=displayName');
 
     // Assess
@@ -732,6 +740,9 @@ describe('SCIM: filters', () => {
     expect(byName.body.Resources[0]).not.toHaveProperty('members');
     expect(byId.body.Resources[0].members).toEqual([expect.objectContaining({ value: ann })]);
     expect(byMember.body.Resources.map((group: { id: string }) => group.id)).toEqual([sre]);
+    expect(entraCheck.body.totalResults).toBe(1);
+    expect(entraCheck.body.Resources[0]).not.toHaveProperty('members');
+    expect(notMember.body.totalResults).toBe(0);
     expect(page.body).toMatchObject({ totalResults: 2, itemsPerPage: 1, startIndex: 2 });
     expect(Object.keys(page.body.Resources[0]).sort()).toEqual(['displayName', 'id', 'meta', 'schemas']);
   });

@@ -41,6 +41,24 @@ const indexedAttributes: Record<string, IndexedAttribute> = {
   externalid: 'externalId',
 };
 
+/**
+ * Multi-valued attributes compared as a whole mean their `value` (RFC 7644 §3.4.2.2): Entra asks
+ * `members eq "<id>"` to see whether a user is in a group.
+ */
+const multiValued = new Set([
+  'members',
+  'emails',
+  'phonenumbers',
+  'ims',
+  'photos',
+  'roles',
+  'entitlements',
+  'groups',
+]);
+
+const valuePathOf = (attrPath: string): string =>
+  multiValued.has(attrPath.toLowerCase()) ? `${attrPath}.value` : attrPath;
+
 /** Lower-cases the comparison values of attributes that are not case-exact. */
 const foldFilter = (node: Filter, prefix: string): Filter => {
   switch (node.op) {
@@ -60,7 +78,8 @@ const foldFilter = (node: Filter, prefix: string): Filter => {
     case 'pr':
       return { ...node, attrPath: stripCoreSchema(node.attrPath) };
     default: {
-      const attrPath = stripCoreSchema(node.attrPath);
+      const attrPath =
+        prefix === '' ? valuePathOf(stripCoreSchema(node.attrPath)) : stripCoreSchema(node.attrPath);
       const full = `${prefix}${attrPath.toLowerCase()}`;
       return {
         ...node,
