@@ -10,6 +10,7 @@ const ScenarioNames = {
   offboarding: 'offboarding',
   coldstart: 'coldstart',
   retry: 'retry',
+  intake: 'intake',
 } as const;
 
 type ScenarioName = (typeof ScenarioNames)[keyof typeof ScenarioNames];
@@ -40,6 +41,8 @@ interface BenchSizes {
   latencyMs: number;
   /** SWR calls in flight at once (ours and the naive baseline alike). */
   concurrency: number;
+  /** SCIM PATCH requests in flight at once in the intake benchmark. */
+  scimRequests: number;
 }
 
 interface BenchOptions {
@@ -67,6 +70,7 @@ const fullSizes: BenchSizes = {
   loadRuns: 20,
   latencyMs: 20,
   concurrency: 8,
+  scimRequests: 100,
 };
 
 const quickSizes: BenchSizes = {
@@ -100,6 +104,7 @@ const sizeFlags = {
   'load-runs': 'loadRuns',
   'latency-ms': 'latencyMs',
   concurrency: 'concurrency',
+  'scim-requests': 'scimRequests',
 } as const satisfies Record<string, keyof BenchSizes>;
 
 class BenchUsageError extends Error {
@@ -109,7 +114,7 @@ class BenchUsageError extends Error {
   }
 }
 
-const usage = `usage: npm run bench -- [--quick] [--only calls,throughput,offboarding,coldstart,retry]
+const usage = `usage: npm run bench -- [--quick] [--only calls,throughput,offboarding,coldstart,retry,intake]
   [--seed N] [--out bench/results.json] [--markdown bench/results.md]
   sizes: ${Object.keys(sizeFlags)
     .map((flag) => `--${flag} N`)

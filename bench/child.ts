@@ -8,6 +8,7 @@ import type { BenchOptions } from './args.ts';
 import { runCallsScenario, runRetryScenario } from './scenarios/calls.ts';
 import { runColdStartScenario } from './scenarios/coldstart.ts';
 import type { ScenarioResult } from './scenarios/common.ts';
+import { runIntakeScenario } from './scenarios/intake.ts';
 import { runOffboardingScenario } from './scenarios/offboarding.ts';
 import { runThroughputScenario } from './scenarios/throughput.ts';
 
@@ -17,6 +18,7 @@ const scenarios: Record<string, (options: BenchOptions, part?: string) => Promis
   throughput: runThroughputScenario,
   offboarding: runOffboardingScenario,
   coldstart: runColdStartScenario,
+  intake: runIntakeScenario,
 };
 
 const [name = '', optionsFile = '', outFile = '', part] = process.argv.slice(2);

@@ -126,6 +126,20 @@ interface PolicyGrant {
   exclusive: boolean;
 }
 
+/** Where an identity provider's user attribute comes from, to become an IAM user name. */
+type IamNameSource = 'userName' | 'email' | 'emailLocalPart' | 'externalId' | 'attribute';
+
+/**
+ * How an IdP user becomes an IAM user (policy `identity`): the IAM name is taken from one user
+ * attribute (optionally lowercased) and resolved by exact name in IAM.
+ */
+interface IdentityMapping {
+  source: IamNameSource;
+  /** For `source: 'attribute'`: the SCIM attribute path (`nickName`, `urn:…:enterprise:2.0:User:employeeNumber`). */
+  attribute?: string;
+  lowercase: boolean;
+}
+
 /** The access policy: the only thing that can grant. */
 interface Policy {
   version: 1;
@@ -137,6 +151,14 @@ interface Policy {
   managedNamespaces: string[];
   /** Team name → grants. Read with `Object.hasOwn` (or the policy helpers): team names are data. */
   teams: Record<string, PolicyGrant[]>;
+  /**
+   * Team name → the identity-provider groups whose members are in the team (policy
+   * `teams.<team>.idpGroups`; a team without the list is matched by its own name). Absent in
+   * policies built in code: every team then matches its own name.
+   */
+  idpGroups?: Record<string, string[]>;
+  /** How IdP users map to IAM users (absent: `userName`, not lowercased). */
+  identity?: IdentityMapping;
 }
 
 /** The last fact the service knows about one user in one team. */
@@ -385,7 +407,9 @@ export type {
   ChangeReason,
   ChangeReasonKind,
   EventUser,
+  IamNameSource,
   IamUser,
+  IdentityMapping,
   MembershipStorePort,
   PeopleEvent,
   PeopleEventOf,

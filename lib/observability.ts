@@ -44,6 +44,13 @@ const MetricNames = {
   policyReloadFailed: 'PolicyReloadFailed',
   /** A new policy version (S3) was loaded and is in use. */
   policyReloaded: 'PolicyReloaded',
+  /** Intake (SCIM, Okta hooks, /events): requests, events queued, failures and what was not mapped. */
+  intakeRequests: 'IntakeRequests',
+  intakeEventsSent: 'IntakeEventsSent',
+  intakeEnqueueFailures: 'IntakeEnqueueFailures',
+  intakeUnmappedUsers: 'IntakeUnmappedUsers',
+  intakeUnknownGroups: 'IntakeUnknownGroups',
+  intakeRejected: 'IntakeRejected',
 } as const;
 
 type MetricName = (typeof MetricNames)[keyof typeof MetricNames];

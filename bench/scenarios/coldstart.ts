@@ -149,6 +149,9 @@ const loadEnv = (): NodeJS.ProcessEnv => ({
   TABLE_NAME: 'bench',
   ACCESS_CHANGES_DLQ_URL: 'http://127.0.0.1:9/000000000000/access-changes-dlq.fifo',
   OFFBOARDING_DLQ_URL: 'http://127.0.0.1:9/000000000000/offboarding-dlq.fifo',
+  // The intake's source queues (it reads them at load, as the queue handlers read their DLQs).
+  ACCESS_CHANGES_QUEUE_URL: 'http://127.0.0.1:9/000000000000/access-changes.fifo',
+  OFFBOARDING_QUEUE_URL: 'http://127.0.0.1:9/000000000000/offboarding.fifo',
   SWR_ENDPOINT: 'http://127.0.0.1:9',
   IAM_ENDPOINT: 'http://127.0.0.1:9',
   SWR_AUTH_TOKEN: 'bench-load-only',

@@ -9,6 +9,7 @@ import { auditCommand, redriveCommand } from './commands.ts';
 import { runEventCommand } from './events-command.ts';
 import { type CliIo, type ExitCode, ExitCodes, line, UsageError } from './io.ts';
 import { reconcileCommand } from './reconcile-command.ts';
+import { showCommand } from './show-command.ts';
 import { showUserCommand } from './show-user-command.ts';
 import { simulateCommand } from './simulate-command.ts';
 import { validatePolicyCommand } from './validate-policy-command.ts';
@@ -29,6 +30,7 @@ const commands: Record<string, { summary: string; run: CommandRun }> = {
     run: reconcileCommand,
   },
   redrive: { summary: 'move dead-lettered messages back to their queue', run: redriveCommand },
+  show: { summary: 'who has access: a target, or a user, as SWR reports it now', run: showCommand },
   audit: { summary: "a user's or a target's access history, with why, newest first", run: auditCommand },
   'show-user': {
     summary: 'what the store knows of a user: teams, pending facts, tombstone, next change',

@@ -2,11 +2,23 @@
  * The access policy: which team gets what on which repository or namespace, and which users
  * are never touched. Only the policy can grant, so a policy that is at all unclear is refused
  * at start-up with every problem listed (file, line, YAML path, rule), never half-loaded.
+ *
+ * A team is a list of grants, or an object `{ grants, idpGroups }` naming the identity-provider
+ * groups whose members are in the team (default: the group named like the team). The top-level
+ * `identity` block says how an IdP user becomes an IAM user (`iamName`, `lowercase`).
  */
 import { readFile } from 'node:fs/promises';
 import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
-import { AuthLevels, type Policy, type PolicyGrant, type Target, targetKey } from '../domain.ts';
+import {
+  AuthLevels,
+  type IamNameSource,
+  type IdentityMapping,
+  type Policy,
+  type PolicyGrant,
+  type Target,
+  targetKey,
+} from '../domain.ts';
 import { ConfigError, ErrorCodes } from '../errors.ts';
 import { teamNameRule } from './events.ts';
 import { namespaceRule, repositoryRule, userIdRule } from './names.ts';
@@ -26,7 +38,13 @@ const ruleChecked = (rule: (value: unknown) => string | undefined) =>
   });
 
 const grantFields = ['namespace', 'repository', 'permission', 'exclusive'] as const;
-const rootFields = ['version', 'protectedUsers', 'managedNamespaces', 'teams'] as const;
+const teamFields = ['grants', 'idpGroups'] as const;
+const identityFields = ['iamName', 'lowercase'] as const;
+const rootFields = ['version', 'protectedUsers', 'managedNamespaces', 'identity', 'teams'] as const;
+
+const iamNameSources = ['userName', 'email', 'emailLocalPart', 'externalId'] as const;
+const attributeSource = /^attribute\s+([A-Za-z][\w.:$-]*)$/;
+const iamNameRule = `must be ${iamNameSources.join(', ')} or "attribute <name>"`;
 
 const grantSchema = z.strictObject({
   namespace: ruleChecked(namespaceRule),
@@ -37,16 +55,64 @@ const grantSchema = z.strictObject({
   exclusive: z.boolean({ error: 'must be true or false' }).default(false),
 });
 
+/** An IdP group name as the identity provider spells it (Entra and Okta allow almost anything). */
+const idpGroupSchema = z
+  .string({ error: 'must be a group name (a string)' })
+  .min(1, { error: 'must not be empty' })
+  .max(256, { error: 'must be at most 256 characters' })
+  .regex(/^[^\p{Cc}]+$/u, { error: 'must not contain control characters' });
+
+const teamShapeRule = 'must be a list of grants, or { grants: [...], idpGroups: [...] }';
+
+const teamObjectSchema = z.strictObject(
+  {
+    grants: z.array(grantSchema, { error: 'must be a list of grants' }).default([]),
+    idpGroups: z
+      .array(idpGroupSchema, { error: 'must be a list of identity-provider group names' })
+      .min(1, { error: 'must name at least one group (leave it out to match the group named like the team)' })
+      .optional(),
+  },
+  { error: teamShapeRule },
+);
+
+/** The list form is the object form without idpGroups: one schema, one set of messages. */
+const teamSchema = z.preprocess(
+  (value) => (Array.isArray(value) ? { grants: value } : value),
+  teamObjectSchema,
+);
+
+const identitySchema = z.strictObject(
+  {
+    iamName: z
+      .string({ error: (issue) => (issue.input === undefined ? 'is required' : iamNameRule) })
+      .transform((value, ctx): Pick<IdentityMapping, 'source' | 'attribute'> => {
+        const trimmed = value.trim();
+        if ((iamNameSources as readonly string[]).includes(trimmed))
+          return { source: trimmed as IamNameSource };
+        const attribute = attributeSource.exec(trimmed)?.[1];
+        if (attribute !== undefined) return { source: 'attribute', attribute };
+        ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} ${iamNameRule}` });
+        return z.NEVER;
+      }),
+    lowercase: z.boolean({ error: 'must be true or false' }).default(false),
+  },
+  { error: 'must be an object: { iamName: ..., lowercase: true|false }' },
+);
+
 const policySchema = z.strictObject({
   version: z.literal(1, { error: 'must be 1 (the only policy format version)' }),
   protectedUsers: z.array(ruleChecked(userIdRule), { error: 'must be a list of IAM user ids' }).default([]),
   managedNamespaces: z
     .array(ruleChecked(namespaceRule), { error: 'must be a list of namespaces' })
     .default([]),
-  teams: z.record(z.string(), z.array(grantSchema, { error: 'must be a list of grants' }), {
+  identity: identitySchema.optional(),
+  teams: z.record(z.string(), teamSchema, {
     error: 'must map team names to lists of grants',
   }),
 });
+
+/** What a policy without an `identity` block means. */
+const defaultIdentity: IdentityMapping = { source: 'userName', lowercase: false };
 
 type PathSegment = string | number;
 
@@ -69,6 +135,21 @@ interface Problem {
 const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
+/** Where a team's grants sit in the file: the team itself (list form) or its `grants` (object form). */
+const grantsPathOf = (raw: unknown, team: string): PathSegment[] =>
+  isRecord(raw) && isRecord(raw.teams) && Array.isArray(raw.teams[team])
+    ? ['teams', team]
+    : ['teams', team, 'grants'];
+
+/**
+ * A team written as one grant without the list (`platform: { namespace: core, … }`): a common slip
+ * that the object form would otherwise report as unknown fields.
+ */
+const looksLikeOneGrant = (value: unknown): boolean =>
+  isRecord(value) &&
+  !teamFields.some((field) => Object.hasOwn(value, field)) &&
+  grantFields.some((field) => Object.hasOwn(value, field));
+
 /** Checks zod cannot express per key: team names, and the same target twice in one team. */
 const crossChecks = (raw: unknown): Problem[] => {
   if (!isRecord(raw) || !isRecord(raw.teams)) return [];
@@ -78,10 +159,17 @@ const crossChecks = (raw: unknown): Problem[] => {
       path: ['teams'],
       rule: 'must name at least one team (a policy without teams grants nothing)',
     });
-  for (const [team, grants] of Object.entries(raw.teams)) {
+  for (const [team, value] of Object.entries(raw.teams)) {
     const rule = teamNameRule(team);
     if (rule !== undefined) problems.push({ path: ['teams', team], rule: `team name ${rule}` });
+    if (looksLikeOneGrant(value))
+      problems.push({
+        path: ['teams', team],
+        rule: `${teamShapeRule}; this looks like one grant: write it as a list item (- { namespace: … })`,
+      });
+    const grants = Array.isArray(value) ? value : isRecord(value) ? value.grants : undefined;
     if (!Array.isArray(grants)) continue;
+    const base = grantsPathOf(raw, team);
     const seen = new Map<string, number>();
     grants.forEach((grant: unknown, index) => {
       if (!isRecord(grant) || typeof grant.namespace !== 'string') return;
@@ -91,25 +179,47 @@ const crossChecks = (raw: unknown): Problem[] => {
       if (first === undefined) seen.set(key, index);
       else
         problems.push({
-          path: ['teams', team, index],
-          rule: `duplicate target ${key} (also at ${formatPath(['teams', team, first])}): ambiguous`,
+          path: [...base, index],
+          rule: `duplicate target ${key} (also at ${formatPath([...base, first])}): ambiguous`,
         });
     });
   }
   return problems;
 };
 
-const zodProblems = (issues: readonly z.core.$ZodIssue[]): Problem[] =>
+/** The fields allowed in the object at `path` (for "unknown field" messages). */
+const allowedFieldsAt = (path: readonly PathSegment[]): readonly string[] => {
+  if (path.length === 0) return rootFields;
+  if (path[0] === 'identity') return identityFields;
+  return path.length === 2 ? teamFields : grantFields;
+};
+
+/**
+ * zod sees a list-form team as `{ grants: [...] }`; its problems are reported at the list itself,
+ * as the file spells it.
+ */
+const filePath = (raw: unknown, path: PathSegment[]): PathSegment[] =>
+  path[0] === 'teams' &&
+  path[2] === 'grants' &&
+  typeof path[1] === 'string' &&
+  grantsPathOf(raw, path[1]).length === 2
+    ? [path[0], path[1], ...path.slice(3)]
+    : path;
+
+const zodProblems = (issues: readonly z.core.$ZodIssue[], raw: unknown): Problem[] =>
   issues.flatMap((issue): Problem[] => {
     const path = issue.path.filter((s): s is PathSegment => typeof s !== 'symbol');
     if (issue.code === 'unrecognized_keys') {
-      const allowed = path.length === 0 ? rootFields : grantFields;
+      // Said once, better, by crossChecks.
+      if (path.length === 2 && path[0] === 'teams' && isRecord(raw) && isRecord(raw.teams))
+        if (looksLikeOneGrant(raw.teams[String(path[1])])) return [];
+      const allowed = allowedFieldsAt(path);
       return issue.keys.map((key) => ({
-        path: [...path, key],
+        path: filePath(raw, [...path, key]),
         rule: `unknown field (allowed here: ${allowed.join(', ')})`,
       }));
     }
-    return [{ path, rule: issue.message }];
+    return [{ path: filePath(raw, path), rule: issue.message }];
   });
 
 const toTarget = (grant: z.output<typeof grantSchema>): Target =>
@@ -150,7 +260,7 @@ const parsePolicy = (text: string, sourcePath: string): Policy => {
   if (raw === null || raw === undefined) throw invalid([`${sourcePath}: the policy is empty`]);
 
   const parsed = policySchema.safeParse(raw);
-  const problems = [...(parsed.success ? [] : zodProblems(parsed.error.issues)), ...crossChecks(raw)];
+  const problems = [...(parsed.success ? [] : zodProblems(parsed.error.issues, raw)), ...crossChecks(raw)];
   if (problems.length > 0 || !parsed.success) {
     const offsetOf = (path: PathSegment[]): number | undefined => {
       // A missing field has no node: point at the nearest enclosing one.
@@ -172,20 +282,34 @@ const parsePolicy = (text: string, sourcePath: string): Policy => {
 
   // Team names are data: a null-prototype map keeps `teams.constructor` from meaning anything.
   const teams = Object.create(null) as Record<string, PolicyGrant[]>;
-  for (const [team, grants] of Object.entries(data.teams)) {
+  const idpGroups = Object.create(null) as Record<string, string[]>;
+  for (const [team, { grants, idpGroups: groups }] of Object.entries(data.teams)) {
     teams[team] = grants.map((grant) => ({
       target: toTarget(grant),
       permission: grant.permission,
       level: AuthLevels[grant.permission],
       exclusive: grant.exclusive,
     }));
+    idpGroups[team] = [...new Set(groups ?? [team])];
   }
+  const identity: IdentityMapping =
+    data.identity === undefined
+      ? { ...defaultIdentity }
+      : {
+          source: data.identity.iamName.source,
+          ...(data.identity.iamName.attribute === undefined
+            ? {}
+            : { attribute: data.identity.iamName.attribute }),
+          lowercase: data.identity.lowercase,
+        };
   return {
     version: 1,
     sourcePath,
     protectedUsers: [...new Set(data.protectedUsers)],
     managedNamespaces: [...new Set(data.managedNamespaces)],
     teams,
+    idpGroups,
+    identity,
   };
 };
 
@@ -249,6 +373,58 @@ const allPolicyTargets = (policy: Policy): Target[] => {
   );
 };
 
+/**
+ * How the policy maps IdP users to IAM users; the default when the policy has no `identity` block.
+ *
+ * @example identityOf(policy) // { source: 'emailLocalPart', lowercase: true }
+ */
+const identityOf = (policy: Policy): IdentityMapping => policy.identity ?? defaultIdentity;
+
+/** Group names compare as people read them: case and surrounding spaces do not matter. */
+const groupKey = (name: string): string => name.trim().toLowerCase();
+
+/**
+ * The teams whose members an identity-provider group's members are, by the group's display name:
+ * every team that lists it in `idpGroups`, or, for teams without the list, the team of that name.
+ * Empty for a group the policy does not know (recorded by the intake, never granted).
+ *
+ * @example teamsOfIdpGroup(policy, 'Platform Engineers') // ['platform', 'sre']
+ */
+const teamsOfIdpGroup = (policy: Policy, groupName: string): string[] => {
+  const key = groupKey(groupName);
+  const teams: string[] = [];
+  for (const team of Object.keys(policy.teams)) {
+    const groups =
+      policy.idpGroups !== undefined && Object.hasOwn(policy.idpGroups, team)
+        ? (policy.idpGroups[team] ?? [team])
+        : [team];
+    if (groups.some((group) => groupKey(group) === key)) teams.push(team);
+  }
+  return teams.sort();
+};
+
+/**
+ * The IdP group names that give a team (what `teamsOfIdpGroup` matches for it).
+ *
+ * @example idpGroupsOfTeam(policy, 'sre') // ['SRE', 'Site Reliability']
+ */
+const idpGroupsOfTeam = (policy: Policy, team: string): string[] => {
+  if (!Object.hasOwn(policy.teams, team)) return [];
+  return policy.idpGroups !== undefined && Object.hasOwn(policy.idpGroups, team)
+    ? [...(policy.idpGroups[team] ?? [team])]
+    : [team];
+};
+
 export { grantsOfTeam } from './desired.ts';
 export type { PolicyLoader };
-export { allPolicyTargets, createFilePolicyLoader, isKnownTeam, loadPolicyFile, parsePolicy };
+export {
+  allPolicyTargets,
+  createFilePolicyLoader,
+  groupKey,
+  identityOf,
+  idpGroupsOfTeam,
+  isKnownTeam,
+  loadPolicyFile,
+  parsePolicy,
+  teamsOfIdpGroup,
+};

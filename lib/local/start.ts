@@ -5,24 +5,30 @@
  * permissions per target and every dead-lettered message with its reason.
  */
 import { rm, writeFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { readEventsText, splitEventsText } from '../events-file.ts';
-import { createMemoryTelemetry } from '../observability.ts';
+import { createMemoryTelemetry, type Log } from '../observability.ts';
+import { redactSecrets } from '../redact.ts';
+import { loadSeed } from '../sim/index.ts';
+import { startLocalIntake } from './intake.ts';
 import { eventOutcomes, outcomeCounts } from './outcomes.ts';
 import { localCredentials, localRegion } from './sqs.ts';
+import { startSqsGateway } from './sqs-gateway.ts';
 import { type DeadLetterView, startLocalStack } from './stack.ts';
 
 /** Holds the local credentials: a file, so that they never appear on the terminal or in logs. */
 const serveEnvFile = '.local-stack.env';
 
-const usage = `Usage: npm start [-- --events FILE] [-- --policy FILE] [-- --serve]
+const usage = `Usage: npm start [-- --events FILE] [-- --policy FILE] [-- --serve [--env-out FILE] [--seed FILE]]
 
 Runs swr-access-sync on an embedded local stack and prints a summary.
   --events FILE   events to send: a JSON array or NDJSON, '-' for stdin (default events/demo.ndjson)
   --policy FILE   access policy (default config/demo-policy.yaml)
-  --serve         start the stack without pollers and keep it running (for serverless invoke local);
-                  the functions' environment is written to ${serveEnvFile}
+  --serve         keep a live stack running (simulator, queues with pollers, table, the intake on
+                  127.0.0.1) until Ctrl-C; its environment is written to ${serveEnvFile}
+  --env-out FILE  with --serve: write the environment to FILE instead
+  --seed FILE     with --serve: the simulated account (default config/demo-seed.json)
   --help          this text`;
 
 const levelName: Record<string, string> = { '1': 'read', '3': 'write', '7': 'manage' };
@@ -40,39 +46,82 @@ const table = (rows: string[][]): string => {
     .join('\n');
 };
 
+/** What a live stack prints: applied changes, warnings and errors, one line each (never secrets). */
+const liveLog = (): Log => {
+  const print = (level: string, message: string, attributes: Record<string, unknown> = {}) => {
+    const details = Object.entries(attributes)
+      .filter(([key]) => key !== 'audit')
+      .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
+      .join(' ');
+    process.stdout.write(
+      `${redactSecrets(`${new Date().toISOString()} ${level} ${message} ${details}`.trimEnd())}\n`,
+    );
+  };
+  return {
+    debug: () => undefined,
+    info: (message, attributes) => {
+      if (attributes?.audit === true) print('CHANGE', message, attributes);
+    },
+    warn: (message, attributes) => print('WARN', message, attributes),
+    error: (message, attributes) => print('ERROR', message, attributes),
+  };
+};
+
 /**
- * The stack without pollers, kept running until Ctrl-C: `serverless invoke local` then runs a
- * handler against it (SWR/IAM simulator, DynamoDB table, DLQs).
+ * A live stack until Ctrl-C: the simulator, the queues with their pollers and handlers, the table,
+ * and the intake on 127.0.0.1. Its environment goes to `envFile`: the CLI, `serverless invoke
+ * local` (any function) and scripts run against it with it.
  */
-const serve = async (policyFile: string): Promise<number> => {
-  const stack = await startLocalStack({ policyFile, startPollers: false });
+const serve = async (policyFile: string, envFile: string, seedFile: string | undefined): Promise<number> => {
+  const telemetry = createMemoryTelemetry();
+  const log = liveLog();
+  const stack = await startLocalStack({
+    policyFile,
+    log,
+    metrics: telemetry.metrics,
+    ...(seedFile === undefined ? {} : { seed: loadSeed(seedFile) }),
+  });
+  const stops: Array<() => Promise<void>> = [() => stack.stop()];
   try {
+    const intake = await startLocalIntake(stack, { log, metrics: telemetry.metrics });
+    stops.unshift(() => intake.close());
+    // Processes outside this one reach the queues by 127.0.0.1 URLs (see sqs-gateway.ts).
+    const gateway = await startSqsGateway(stack.sqs.endpoint, stack.sqs.queues.accessChanges.url);
+    stops.unshift(() => gateway.close());
     const env: Record<string, string> = {
+      INTAKE_URL: intake.url,
+      INTAKE_SCIM_TOKEN: intake.scimToken,
+      OKTA_HOOK_SECRET: intake.oktaHookSecret,
       SWR_ENDPOINT: stack.env.SWR_ENDPOINT as string,
       IAM_ENDPOINT: stack.env.IAM_ENDPOINT as string,
       SWR_AUTH_TOKEN: stack.sim.seed.serviceAccount.staticToken ?? '',
       TABLE_NAME: stack.tableName,
-      ACCESS_CHANGES_DLQ_URL: stack.sqs.queues.accessChanges.dlqUrl,
-      OFFBOARDING_DLQ_URL: stack.sqs.queues.offboarding.dlqUrl,
+      ACCESS_CHANGES_QUEUE_URL: gateway.loopbackUrl(stack.sqs.queues.accessChanges.url),
+      OFFBOARDING_QUEUE_URL: gateway.loopbackUrl(stack.sqs.queues.offboarding.url),
+      ACCESS_CHANGES_DLQ_URL: gateway.loopbackUrl(stack.sqs.queues.accessChanges.dlqUrl),
+      OFFBOARDING_DLQ_URL: gateway.loopbackUrl(stack.sqs.queues.offboarding.dlqUrl),
       POLICY_FILE: resolve(policyFile),
-      AWS_ENDPOINT_URL_SQS: stack.sqs.endpoint,
+      AWS_ENDPOINT_URL_SQS: gateway.endpoint,
       AWS_ENDPOINT_URL_DYNAMODB: stack.dynamo.endpoint,
       AWS_REGION: localRegion,
       AWS_ACCESS_KEY_ID: localCredentials.accessKeyId,
       AWS_SECRET_ACCESS_KEY: localCredentials.secretAccessKey,
     };
     await writeFile(
-      serveEnvFile,
+      envFile,
       `${Object.entries(env)
         .map(([name, value]) => `${name}=${value}`)
         .join('\n')}\n`,
       { mode: 0o600 },
     );
+    stops.push(() => rm(envFile, { force: true }));
     process.stdout.write(
       [
-        `local stack running: SWR ${stack.sim.swrUrl}, SQS ${stack.sqs.endpoint}, DynamoDB ${stack.dynamo.endpoint}`,
-        `the functions' environment is in ${serveEnvFile}; in another terminal:`,
-        `  npx serverless invoke local --stage local -f sync -p events/sqs-join.json $(sed 's/^/--env /' ${serveEnvFile})`,
+        `local stack running: intake ${intake.url} (SCIM ${intake.url}/scim/v2, Okta hook ${intake.url}/hooks/okta, events ${intake.url}/events)`,
+        `  SWR ${stack.sim.swrUrl}, IAM ${stack.sim.iamUrl}, SQS ${gateway.endpoint}, DynamoDB ${stack.dynamo.endpoint}; pollers running`,
+        `the environment (with the intake secrets) is in ${envFile}; in another terminal:`,
+        `  set -a; . ${isAbsolute(envFile) ? envFile : `./${envFile}`}; set +a; npx swr-access show --target core/api/server`,
+        `  npx serverless invoke local --stage local -f sync -p events/sqs-join.json $(sed 's/^/--env /' ${envFile})`,
         'Ctrl-C stops it.',
         '',
       ].join('\n'),
@@ -85,8 +134,7 @@ const serve = async (policyFile: string): Promise<number> => {
     });
     return 0;
   } finally {
-    await rm(serveEnvFile, { force: true });
-    await stack.stop();
+    for (const stop of stops) await stop().catch(() => undefined);
   }
 };
 
@@ -96,7 +144,9 @@ const main = async (argv: string[]): Promise<number> => {
     options: {
       events: { type: 'string' },
       policy: { type: 'string' },
+      seed: { type: 'string' },
       serve: { type: 'boolean' },
+      'env-out': { type: 'string' },
       help: { type: 'boolean' },
     },
   });
@@ -104,7 +154,8 @@ const main = async (argv: string[]): Promise<number> => {
     process.stdout.write(`${usage}\n`);
     return 0;
   }
-  if (values.serve) return serve(values.policy ?? 'config/demo-policy.yaml');
+  if (values.serve)
+    return serve(values.policy ?? 'config/demo-policy.yaml', values['env-out'] ?? serveEnvFile, values.seed);
   const eventsFile = values.events ?? 'events/demo.ndjson';
   const { entries } = splitEventsText(await readEventsText(eventsFile, process.stdin));
   const progress = (text: string) => process.stderr.write(`${text}\n`);

@@ -54,7 +54,7 @@ interface CfnTemplate {
   Outputs?: Record<string, unknown>;
 }
 
-const functionNames = ['sync', 'offboard', 'reconcile'] as const;
+const functionNames = ['sync', 'offboard', 'reconcile', 'intake'] as const;
 const requiredEnvironment = [
   'TABLE_NAME',
   'ACCESS_CHANGES_DLQ_URL',
@@ -297,7 +297,25 @@ describe('queues', () => {
       producers,
     );
     expect(deny.Action).toBe('sqs:SendMessage');
-    expect(deny.Condition).toEqual({ ArnNotLike: { 'aws:PrincipalArn': producers } });
+    // The producers and the intake role, nobody else: the param list with the role appended.
+    expect(deny.Condition).toEqual({
+      ArnNotLike: {
+        'aws:PrincipalArn': {
+          'Fn::Split': [
+            ',',
+            {
+              'Fn::Join': [',', [{ 'Fn::Join': [',', producers] }, { 'Fn::GetAtt': ['IntakeRole', 'Arn'] }]],
+            },
+          ],
+        },
+      },
+    });
+    const intake = statements.find((statement) => statement.Sid === 'AllowIntake') ?? {};
+    expect(intake).toMatchObject({
+      Effect: 'Allow',
+      Principal: { AWS: { 'Fn::GetAtt': ['IntakeRole', 'Arn'] } },
+      Action: 'sqs:SendMessage',
+    });
   });
 });
 
@@ -354,7 +372,7 @@ describe('functions', () => {
     expect(manifest.type).toBe('module');
   });
 
-  it('has exactly the three functions', () => {
+  it('has exactly the four functions', () => {
     // Act
     const handlers = resourcesOf('AWS::Lambda::Function').map(([, fn]) => fn.Properties.Handler);
 
@@ -366,6 +384,7 @@ describe('functions', () => {
     ['sync', 512, 60],
     ['offboard', 512, 60],
     ['reconcile', 1024, 300],
+    ['intake', 512, 20],
   ])('%s has %i MB and a %i s timeout', (name, memory, timeout) => {
     // Act
     const [, fn] = functionResource(name);
@@ -459,10 +478,12 @@ describe('IAM', () => {
   });
 
   it('reads the credentials secret only through a policy that exists when the secret is configured', () => {
-    // Prepare
+    // Prepare: the intake reads its own secret (a resource of the stack) besides.
     const grants = Object.entries(template.Resources).filter(([, candidate]) =>
-      statementsIn(candidate).some((statement) =>
-        asList(statement.Action).includes('secretsmanager:GetSecretValue'),
+      statementsIn(candidate).some(
+        (statement) =>
+          asList(statement.Action).includes('secretsmanager:GetSecretValue') &&
+          JSON.stringify(statement.Resource) !== JSON.stringify([{ Ref: 'IntakeSecret' }]),
       ),
     );
 
@@ -475,6 +496,8 @@ describe('IAM', () => {
     expect(policy?.Type).toBe('AWS::IAM::Policy');
     expect(asList(statementsIn(policy)[0]?.Resource)).toEqual([deployParams.swrCredentialsSecretArn]);
     expect(condition).toEqual({ 'Fn::Not': [{ 'Fn::Equals': ['', deployParams.swrCredentialsSecretArn] }] });
+    // The intake looks users up in IAM with the same credentials: same policy, both roles.
+    expect(policy?.Properties.Roles).toEqual([{ Ref: 'IamRoleLambdaExecution' }, { Ref: 'IntakeRole' }]);
   });
 
   it('reads the policy object, and only it, through a policy that exists when an object is configured', () => {
@@ -521,6 +544,117 @@ describe('IAM', () => {
         POLICY_S3_URI: deployParams.policyS3Uri,
         POLICY_RELOAD_SECONDS: '60',
       });
+  });
+});
+
+describe('intake', () => {
+  const routes = () =>
+    resourcesOf('AWS::ApiGatewayV2::Route').map(([, route]) => ({
+      key: route.Properties.RouteKey,
+      authorization: route.Properties.AuthorizationType ?? 'NONE',
+      target: route.Properties.Target,
+    }));
+
+  it('serves SCIM, Okta hooks and our own events on one HTTP API, /events behind IAM only', () => {
+    // Act
+    const apis = resourcesOf('AWS::ApiGatewayV2::Api');
+    const found = routes();
+
+    // Assess
+    expect(apis).toHaveLength(1);
+    expect(apis[0]?.[1].Properties.ProtocolType).toBe('HTTP');
+    expect(found.map(({ key, authorization }) => [key, authorization]).sort()).toEqual([
+      ['ANY /scim/v2/{proxy+}', 'NONE'],
+      ['GET /hooks/okta', 'NONE'],
+      ['POST /events', 'AWS_IAM'],
+      ['POST /hooks/okta', 'NONE'],
+    ]);
+    const integrations = resourcesOf('AWS::ApiGatewayV2::Integration');
+    expect(integrations).toHaveLength(1);
+    const [integrationId, integration] = integrations[0] ?? ['', { Properties: {} as Props }];
+    expect(integration.Properties.PayloadFormatVersion).toBe('2.0');
+    expect(getAttTarget(integration.Properties.IntegrationUri)).toBe(functionResource('intake')[0]);
+    for (const route of found)
+      expect(route.target).toEqual({ 'Fn::Join': ['/', ['integrations', { Ref: integrationId }]] });
+  });
+
+  it('gives the intake the two source queues, its secret and its settings', () => {
+    // Act
+    const [, fn] = functionResource('intake');
+    const variables = (fn.Properties.Environment as { Variables: Props }).Variables;
+
+    // Assess
+    expect(variables).toMatchObject({
+      ACCESS_CHANGES_QUEUE_URL: { Ref: 'AccessChangesQueue' },
+      OFFBOARDING_QUEUE_URL: { Ref: 'OffboardingQueue' },
+      INTAKE_SECRET_ARN: { Ref: 'IntakeSecret' },
+      OKTA_SUSPEND_ACTION: 'offboard',
+    });
+    expect(resource('IntakeSecret').Properties.GenerateSecretString).toMatchObject({
+      GenerateStringKey: 'scimToken',
+      ExcludePunctuation: true,
+    });
+    expect(
+      Number((resource('IntakeSecret').Properties.GenerateSecretString as Props).PasswordLength),
+    ).toBeGreaterThanOrEqual(32);
+  });
+
+  it('runs the intake under a role of its own with exactly its needs', () => {
+    // Prepare
+    const [, fn] = functionResource('intake');
+    const role = resource('IntakeRole');
+
+    // Act
+    const statements = statementsIn(role.Properties.Policies);
+    const bySid = Object.fromEntries(statements.map((statement) => [statement.Sid, statement]));
+
+    // Assess
+    expect(fn.Properties.Role).toEqual({ 'Fn::GetAtt': ['IntakeRole', 'Arn'] });
+    expect(Object.keys(bySid).sort()).toEqual([
+      'OwnTableItems',
+      'ReadIntakeSecret',
+      'SendToSourceQueues',
+      'WriteOwnLogs',
+    ]);
+    expect(bySid.SendToSourceQueues).toMatchObject({
+      Action: ['sqs:SendMessage'],
+      Resource: ['AccessChangesQueue', 'OffboardingQueue'].map((id) => ({ 'Fn::GetAtt': [id, 'Arn'] })),
+    });
+    expect(bySid.OwnTableItems?.Resource).toEqual([{ 'Fn::GetAtt': ['MembershipTable', 'Arn'] }]);
+    expect(bySid.OwnTableItems?.Condition).toEqual({
+      'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['SCIM#*'] },
+    });
+    expect(asList(bySid.OwnTableItems?.Action)).not.toContain('dynamodb:Scan');
+    expect(bySid.ReadIntakeSecret).toMatchObject({
+      Action: ['secretsmanager:GetSecretValue'],
+      Resource: [{ Ref: 'IntakeSecret' }],
+    });
+    expect(bySid.WriteOwnLogs?.Resource).toEqual([{ 'Fn::GetAtt': ['IntakeLogGroup', 'Arn'] }]);
+    const actions = statements.flatMap((statement) => asList(statement.Action).map(String));
+    expect(actions.filter((action) => action.startsWith('sqs:') && action !== 'sqs:SendMessage')).toEqual([]);
+  });
+
+  it('alarms on any 5xx of the HTTP API', () => {
+    // Act
+    const alarm = resourcesOf('AWS::CloudWatch::Alarm').find(
+      ([, candidate]) => candidate.Properties.Namespace === 'AWS/ApiGateway',
+    )?.[1];
+
+    // Assess
+    expect(alarm?.Properties).toMatchObject({
+      MetricName: '5xx',
+      Dimensions: [{ Name: 'ApiId', Value: { Ref: 'HttpApi' } }],
+      Statistic: 'Sum',
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+    });
+  });
+
+  it('outputs the intake URL and its secret', () => {
+    // Assess
+    expect(Object.keys(template.Outputs ?? {})).toEqual(
+      expect.arrayContaining(['IntakeUrl', 'IntakeSecretArn']),
+    );
   });
 });
 

@@ -6,7 +6,8 @@
  * no thrown error (message, stack, JSON, cause chain, inspect), no DLQ attribute and no request
  * path carries the token, password, SK, security token, or a token IAM issued (X-Subject-Token).
  *
- * lib/cli/main.ts does not exist yet, so the CLI's output is not covered here.
+ * The intake is covered the same way: its SCIM token and Okta hook secret, right and wrong, on every
+ * route, a password inside a SCIM user, failed enqueues, and its configuration errors.
  */
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { inspect } from 'node:util';
@@ -14,6 +15,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main as cliMain } from '../../lib/cli/main.ts';
 import { authFromSecret, readConfig } from '../../lib/config.ts';
 import type { PeopleEvent, Target } from '../../lib/domain.ts';
+import { intakeSecretsFromJson, readIntakeConfig } from '../../lib/intake/config.ts';
+import { startLocalIntake } from '../../lib/local/intake.ts';
 import { startLocalStack } from '../../lib/local/stack.ts';
 import {
   createMemoryTelemetry,
@@ -34,6 +37,11 @@ const secrets = {
   sk: 'S3CR3T-SK-0c4f9a7e1b2d6e8f0a1b',
   wrongSk: 'S3CR3T-WRONG-SK-9a8b7c6d5e4f',
   securityToken: 'S3CR3T-SECURITY-TOKEN-9d1e77aa',
+  scimToken: 'S3CR3T-SCIM-TOKEN-4f1a9b2c7d3e5f60a1b2c3',
+  wrongScimToken: 'S3CR3T-WRONG-SCIM-TOKEN-8e7d6c5b4a39',
+  oktaHookSecret: 'S3CR3T-OKTA-HOOK-SECRET-1a2b3c4d5e6f7',
+  wrongHookSecret: 'S3CR3T-WRONG-HOOK-SECRET-9f8e7d6c5b4',
+  userPassword: 'S3CR3T-USER-PASSWORD-from-okta-6c2d',
 } as const;
 const secretPrefix = 'S3CR3T';
 /** Every token the simulator issues starts so (lib/sim/auth.ts). */
@@ -174,6 +182,7 @@ const previousLevel = process.env.POWERTOOLS_LOG_LEVEL;
 const telemetry = createMemoryTelemetry();
 const levels: string[] = [];
 const outcomes: Array<{ kind: string; deadLetters: number; applied: boolean }> = [];
+const intakeStatuses: number[] = [];
 
 beforeAll(async () => {
   process.env.POWERTOOLS_LOG_LEVEL = 'DEBUG';
@@ -231,6 +240,136 @@ beforeAll(async () => {
         await refused.stop();
       }
     }
+
+    // The intake: its SCIM token and Okta hook secret presented right and wrong on every route, a
+    // password in a SCIM user (Okta sends one), failures to enqueue, at DEBUG through the real wiring.
+    const intakeStack = await startLocalStack({
+      seed: { ...seed, users: [...seed.users, { id: 'e1a0000000000000000000000000e001', name: 'ann' }] },
+      env: authKinds(seed)[0].good,
+      log: teeLog(createPowertoolsLog('secrets-intake'), telemetry.log),
+      metrics: createPowertoolsMetrics('secrets-intake'),
+    });
+    try {
+      const intake = await startLocalIntake(intakeStack, {
+        scimToken: secrets.scimToken,
+        oktaHookSecret: secrets.oktaHookSecret,
+        log: teeLog(createPowertoolsLog('secrets-intake'), telemetry.log),
+        metrics: createPowertoolsMetrics('secrets-intake'),
+      });
+      try {
+        const call = async (path: string, init: RequestInit): Promise<string> => {
+          const response = await fetch(`${intake.url}${path}`, init);
+          const text = await response.text();
+          captured.push(`${response.status} ${JSON.stringify([...response.headers])} ${text}`);
+          intakeStatuses.push(response.status);
+          return text;
+        };
+        const scimHeaders = (token: string) => ({
+          authorization: `Bearer ${token}`,
+          'content-type': 'application/scim+json',
+        });
+        // The demo policy maps users by userName: this one is the IAM user ann.
+        const user = {
+          schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'],
+          userName: 'ann',
+          emails: [{ value: 'ann@corp.example', primary: true }],
+          password: secrets.userPassword,
+        };
+        const created = await call('/scim/v2/Users', {
+          method: 'POST',
+          headers: scimHeaders(secrets.scimToken),
+          body: JSON.stringify(user),
+        });
+        const annId = String((JSON.parse(created) as { id: string }).id);
+        await call('/scim/v2/Users', { method: 'GET', headers: scimHeaders(secrets.scimToken) });
+        await call('/scim/v2/Users', { method: 'GET', headers: scimHeaders(secrets.wrongScimToken) });
+        await call('/scim/v2/Users', { method: 'GET', headers: { authorization: secrets.scimToken } });
+        await call(`/scim/v2/Users?filter=${encodeURIComponent(`userName eq "${secrets.wrongScimToken}"`)}`, {
+          headers: scimHeaders(secrets.wrongScimToken),
+        });
+        await call('/scim/v2/Users', {
+          method: 'POST',
+          headers: scimHeaders(secrets.scimToken),
+          body: '{"password": "',
+        });
+        await call('/hooks/okta', {
+          headers: { authorization: secrets.oktaHookSecret, 'x-okta-verification-challenge': 'challenge-1' },
+        });
+        await call('/hooks/okta', {
+          headers: { authorization: secrets.wrongHookSecret, 'x-okta-verification-challenge': 'challenge-2' },
+        });
+        const delivery = {
+          data: {
+            events: [
+              {
+                uuid: 'secrets-hook-1',
+                published: new Date().toISOString(),
+                eventType: 'user.lifecycle.deactivate',
+                target: [{ id: '00u1', type: 'User', alternateId: 'ann' }],
+              },
+            ],
+          },
+        };
+        await call('/hooks/okta', {
+          method: 'POST',
+          headers: { authorization: secrets.oktaHookSecret },
+          body: JSON.stringify(delivery),
+        });
+        await call('/hooks/okta', {
+          method: 'POST',
+          headers: { authorization: secrets.wrongHookSecret },
+          body: '{}',
+        });
+        await call('/events', {
+          method: 'POST',
+          headers: { authorization: `Bearer ${secrets.scimToken}` },
+          body: '[]',
+        });
+        // SQS refuses everything for a while: the intake answers 5xx and logs why, without secrets.
+        await intakeStack.sqs.stop();
+        await call('/scim/v2/Groups', {
+          method: 'POST',
+          headers: scimHeaders(secrets.scimToken),
+          body: JSON.stringify({
+            schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'],
+            displayName: 'data',
+            members: [{ value: annId }],
+          }),
+        });
+        await call('/hooks/okta', {
+          method: 'POST',
+          headers: { authorization: secrets.oktaHookSecret },
+          body: JSON.stringify({
+            data: { events: [{ ...delivery.data.events[0], uuid: 'secrets-hook-2' }] },
+          }),
+        });
+      } finally {
+        await intake.close();
+      }
+      captured.push(JSON.stringify(intakeStack.sim.requestLog()));
+    } finally {
+      await intakeStack.stop();
+    }
+    for (const configError of [
+      () =>
+        readIntakeConfig({
+          ACCESS_CHANGES_QUEUE_URL: 'q',
+          OFFBOARDING_QUEUE_URL: 'q',
+          INTAKE_SCIM_TOKEN: 'S3CR3T-short',
+        }),
+      () =>
+        readIntakeConfig({
+          ACCESS_CHANGES_QUEUE_URL: 'q',
+          INTAKE_SECRET_ARN: secrets.scimToken,
+          OKTA_HOOK_SECRET: secrets.oktaHookSecret,
+        }),
+      () => intakeSecretsFromJson(`{"scimToken": "${secrets.scimToken}", `),
+      () =>
+        intakeSecretsFromJson(
+          JSON.stringify({ scimToken: 'S3CR3T-short', oktaHookSecret: secrets.oktaHookSecret }),
+        ),
+    ])
+      captured.push(describeError(await thrown(configError)));
 
     // The client on its own, right and wrong credentials of every kind: every thrown error.
     const sim = await startSimulator({ seed });
@@ -414,6 +553,11 @@ describe('secrets never leave the service', () => {
     const output = captured.join('\n');
     expect(output.includes(value)).toBe(false);
     expect(output.includes(value.slice(0, 16))).toBe(false);
+  });
+
+  it('really exercised the intake: accepted, refused, and failed to enqueue', () => {
+    // Assess
+    expect(intakeStatuses).toEqual([201, 200, 401, 200, 401, 400, 200, 401, 204, 401, 403, 503, 503]);
   });
 
   it('ran the CLI with every kind of credentials, and it failed cleanly (exit 1 or 2)', () => {

@@ -201,7 +201,7 @@ describe('parseBenchArgs', () => {
     const options = parseBenchArgs([]);
 
     // Assess
-    expect(options.scenarios).toEqual(['calls', 'throughput', 'offboarding', 'coldstart', 'retry']);
+    expect(options.scenarios).toEqual(['calls', 'throughput', 'offboarding', 'coldstart', 'retry', 'intake']);
     expect(options.sizes).toEqual(fullSizes);
     expect(options.out).toBe('bench/results.json');
   });

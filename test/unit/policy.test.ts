@@ -6,9 +6,12 @@ import {
   allPolicyTargets,
   createFilePolicyLoader,
   grantsOfTeam,
+  identityOf,
+  idpGroupsOfTeam,
   isKnownTeam,
   loadPolicyFile,
   parsePolicy,
+  teamsOfIdpGroup,
 } from '../../lib/core/policy.ts';
 import { targetKey } from '../../lib/domain.ts';
 import { ConfigError, ErrorCodes } from '../../lib/errors.ts';
@@ -86,6 +89,8 @@ describe('parsePolicy: valid policies', () => {
           },
         ],
       },
+      idpGroups: { platform: ['platform'] },
+      identity: { source: 'userName', lowercase: false },
     });
   });
 
@@ -238,6 +243,84 @@ describe('parsePolicy: every kind of problem names the file, the YAML path and t
       'Map keys must be unique',
     ],
     ['JSON syntax error', '{"version": 1, "teams": {]}', 'policy.yaml:1:', 'YAML syntax'],
+    [
+      'unknown field in an object-form team',
+      'version: 1\nteams:\n  sre:\n    grants: []\n    idpGroup: [SRE]\n',
+      'policy.yaml:5:',
+      'teams.sre.idpGroup: unknown field (allowed here: grants, idpGroups)',
+    ],
+    [
+      'bad grant in an object-form team',
+      'version: 1\nteams:\n  sre:\n    idpGroups: [SRE]\n    grants:\n      - { namespace: core, permission: read }\n      - { namespace: Core, permission: read }\n',
+      'policy.yaml:7:',
+      'teams.sre.grants[1].namespace: "Core" only lowercase letters',
+    ],
+    [
+      'duplicate target in an object-form team',
+      'version: 1\nteams:\n  sre:\n    grants:\n      - { namespace: tools, permission: read }\n      - { namespace: tools, permission: write }\n',
+      'policy.yaml:6:',
+      'teams.sre.grants[1]: duplicate target tools (also at teams.sre.grants[0])',
+    ],
+    [
+      'idpGroups not a list',
+      'version: 1\nteams:\n  sre:\n    grants: []\n    idpGroups: SRE\n',
+      'policy.yaml:5:',
+      'teams.sre.idpGroups: must be a list of identity-provider group names',
+    ],
+    [
+      'empty idpGroups',
+      'version: 1\nteams:\n  sre:\n    idpGroups: []\n',
+      'policy.yaml:4:',
+      'teams.sre.idpGroups: must name at least one group',
+    ],
+    [
+      'empty group name',
+      'version: 1\nteams:\n  sre:\n    idpGroups: [SRE, ""]\n',
+      'policy.yaml:4:',
+      'teams.sre.idpGroups[1]: must not be empty',
+    ],
+    [
+      'one grant without the list',
+      'version: 1\nteams:\n  sre: { namespace: core, permission: read }\n',
+      'policy.yaml:3:',
+      'teams.sre: must be a list of grants, or { grants: [...], idpGroups: [...] }; this looks like one grant',
+    ],
+    [
+      'team neither a list nor an object',
+      'version: 1\nteams:\n  sre: 7\n',
+      'policy.yaml:3:',
+      'teams.sre: must be a list of grants, or { grants: [...], idpGroups: [...] }',
+    ],
+    [
+      'unknown iamName',
+      'version: 1\nidentity:\n  iamName: upn\nteams:\n  a: []\n',
+      'policy.yaml:3:',
+      'identity.iamName: "upn" must be userName, email, emailLocalPart, externalId or "attribute <name>"',
+    ],
+    [
+      'attribute without a name',
+      'version: 1\nidentity:\n  iamName: attribute\nteams:\n  a: []\n',
+      'policy.yaml:3:',
+      'identity.iamName: "attribute" must be',
+    ],
+    [
+      'missing iamName',
+      'version: 1\nidentity:\n  lowercase: true\nteams:\n  a: []\n',
+      'policy.yaml:3:',
+      'identity.iamName: is required',
+    ],
+    [
+      'bad lowercase',
+      'version: 1\nidentity:\n  iamName: email\n  lowercase: "yes"\nteams:\n  a: []\n',
+      'policy.yaml:4:',
+      'identity.lowercase: must be true or false',
+    ],
+    [
+      'unknown identity field',
+      'version: 1\nidentity:\n  iamName: email\n  domain: corp\nteams:\n  a: []\n',
+      'policy.yaml:4:',
+      'identity.domain: unknown field (allowed here: iamName, lowercase)',
+    ],
   ])('%s', (_name, text, location, problem) => {
     // Act
     const error = problemsOf(text);
@@ -291,6 +374,98 @@ describe('parsePolicy: every kind of problem names the file, the YAML path and t
     // Assess
     await expect(loading).rejects.toBeInstanceOf(ConfigError);
     await expect(loading).rejects.toThrow(/missing\.yaml \(ENOENT\)/);
+  });
+});
+
+describe('parsePolicy: identity-provider groups and identity mapping', () => {
+  const mixed = [
+    'version: 1',
+    'identity:',
+    '  iamName: emailLocalPart',
+    '  lowercase: true',
+    'teams:',
+    '  platform:',
+    '    - { namespace: core, repository: api/server, permission: write }',
+    '  sre:',
+    '    idpGroups: [SRE, "Platform Engineers"]',
+    '    grants:',
+    '      - { namespace: tools, permission: write }',
+    '  data:',
+    '    grants:',
+    '      - { namespace: data, permission: read }',
+    '  infra:',
+    '    idpGroups: ["Platform Engineers"]',
+  ].join('\n');
+
+  it('keeps the list form and reads the object form beside it', () => {
+    // Act
+    const policy = parsePolicy(mixed, 'p.yaml');
+
+    // Assess
+    expect(Object.keys(policy.teams).sort()).toEqual(['data', 'infra', 'platform', 'sre']);
+    expect(grantsOfTeam(policy, 'sre')).toEqual([
+      { target: { kind: 'namespace', namespace: 'tools' }, permission: 'write', level: 3, exclusive: false },
+    ]);
+    expect(grantsOfTeam(policy, 'infra')).toEqual([]);
+    expect(idpGroupsOfTeam(policy, 'sre')).toEqual(['SRE', 'Platform Engineers']);
+    expect(idpGroupsOfTeam(policy, 'platform')).toEqual(['platform']);
+    expect(idpGroupsOfTeam(policy, 'nobody')).toEqual([]);
+    expect(identityOf(policy)).toEqual({ source: 'emailLocalPart', lowercase: true });
+  });
+
+  it.each([
+    ['Platform Engineers', ['infra', 'sre']],
+    ['  platform engineers ', ['infra', 'sre']],
+    ['SRE', ['sre']],
+    ['platform', ['platform']],
+    ['PLATFORM', ['platform']],
+    // A team with idpGroups is not matched by its own name any more.
+    ['data', ['data']],
+    ['sre', ['sre']],
+    ['Interns', []],
+    ['constructor', []],
+  ])('maps the IdP group %j to the teams %j', (group, teams) => {
+    // Prepare
+    const policy = parsePolicy(mixed, 'p.yaml');
+
+    // Act
+    const mapped = teamsOfIdpGroup(policy, group);
+
+    // Assess
+    expect(mapped).toEqual(teams);
+  });
+
+  it.each([
+    ['userName', { source: 'userName', lowercase: false }],
+    ['email', { source: 'email', lowercase: false }],
+    ['externalId', { source: 'externalId', lowercase: false }],
+    ['"attribute nickName"', { source: 'attribute', attribute: 'nickName', lowercase: false }],
+    [
+      '"attribute urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber"',
+      {
+        source: 'attribute',
+        attribute: 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber',
+        lowercase: false,
+      },
+    ],
+  ])('reads iamName %s', (iamName, identity) => {
+    // Act
+    const policy = parsePolicy(`version: 1\nidentity:\n  iamName: ${iamName}\nteams:\n  a: []\n`, 'p.yaml');
+
+    // Assess
+    expect(identityOf(policy)).toEqual(identity);
+  });
+
+  it('treats a policy built in code (no idpGroups, no identity) as name matching and userName', () => {
+    // Prepare
+    const policy = { ...parsePolicy(mixed, 'p.yaml'), idpGroups: undefined, identity: undefined };
+
+    // Act
+    const teams = teamsOfIdpGroup(policy, 'SRE');
+
+    // Assess
+    expect(teams).toEqual(['sre']);
+    expect(identityOf(policy)).toEqual({ source: 'userName', lowercase: false });
   });
 });
 
