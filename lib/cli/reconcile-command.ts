@@ -87,15 +87,8 @@ const reconcileCommand = async (argv: string[], io: CliIo): Promise<ExitCode> =>
       else {
         line(io.stdout, formatReconcileTable(report).trimEnd());
         line(io.stdout);
-        if (report.guard.status === GuardStatuses.blocked && affected.length === 0)
-          // A blocked run stops before its calls are recorded: a dry run past the guard lists them.
-          line(
-            io.stdout,
-            `users affected: not listed, the guard stopped the run first; \`reconcile --dry-run --allow-mass-revoke${
-              stringValue(parsed, 'policy') === undefined ? '' : ` --policy ${stringValue(parsed, 'policy')}`
-            }\` lists them and changes nothing`,
-          );
-        else for (const text of changesByUserLines(affected, verb)) line(io.stdout, text);
+        // A blocked run reports the changes of its first plan (none applied): who it would touch, and why.
+        for (const text of changesByUserLines(affected, verb)) line(io.stdout, text);
       }
       const blocked = report.guard.status === GuardStatuses.blocked;
       if (blocked)

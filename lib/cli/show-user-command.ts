@@ -9,7 +9,9 @@ import { createDynamoAuditStore } from '../audit/index.ts';
 import { factTime, isMemberAt, nextChangeAt } from '../core/membership.ts';
 import { userIdRule } from '../core/names.ts';
 import type { MembershipStorePort, ResolvedEvent, UserRecord } from '../domain.ts';
+import type { SweepProgress } from '../offboarding/progress.ts';
 import { createDynamoStore } from '../store/index.ts';
+import { createDynamoSweepProgress } from '../store/sweep-progress.ts';
 import { flag, parseCommandArgs } from './args.ts';
 import { type CliIo, type ExitCode, ExitCodes, line, table, UsageError, writeJson } from './io.ts';
 import { requireTableName } from './services.ts';
@@ -56,6 +58,18 @@ interface UserView {
   /** The newest `user.teams` snapshot: a team it did not list counts as left at that instant. */
   snapshotAt: string | null;
   nextChange: { at: string; what: string } | null;
+  /**
+   * The offboarding sweep for the tombstone: how far it got and, once finished, the proof that
+   * every policy target and every repository of the managed namespaces was read back without a
+   * grant of the user.
+   */
+  offboarding: {
+    sweepStartedAt: string;
+    targetsChecked: number;
+    namespaces: Record<string, 'done' | 'in progress'>;
+    policyTargets: 'done' | 'in progress';
+    provenAt: string | null;
+  } | null;
 }
 
 const teamsOf = (event: ResolvedEvent): string[] =>
@@ -83,7 +97,7 @@ const describeNextChange = (record: UserRecord, at: string): string => {
  *
  * @example userView(record, new Date()).currentTeams // ['platform']
  */
-const userView = (record: UserRecord, now: Date): UserView => {
+const userView = (record: UserRecord, now: Date, sweep?: SweepProgress): UserView => {
   const teams = Object.entries(record.teams)
     .map(([team, fact]): TeamView => {
       const state: TeamState = isMemberAt(fact, now) ? 'member' : fact.member ? 'expired' : 'left';
@@ -107,6 +121,21 @@ const userView = (record: UserRecord, now: Date): UserView => {
     offboardedAt: record.offboardedAt ?? null,
     snapshotAt: record.snapshotAt ?? null,
     nextChange: next === undefined ? null : { at: next, what: describeNextChange(record, next) },
+    offboarding:
+      sweep === undefined || sweep.offboardedAt !== record.offboardedAt
+        ? null
+        : {
+            sweepStartedAt: sweep.startedAt,
+            targetsChecked: sweep.checked,
+            namespaces: Object.fromEntries(
+              Object.entries(sweep.namespaces).map(([ns, state]) => [
+                ns,
+                state.done ? 'done' : 'in progress',
+              ]),
+            ),
+            policyTargets: sweep.policyDone ? 'done' : 'in progress',
+            provenAt: sweep.finishedAt ?? null,
+          },
   };
 };
 
@@ -144,6 +173,17 @@ const userViewLines = (view: UserView): string[] => {
   out.push(
     `next change: ${view.nextChange === null ? 'none scheduled' : `${view.nextChange.at}: ${view.nextChange.what}`}`,
   );
+  if (view.offboarding !== null) {
+    const sweep = view.offboarding;
+    const namespaces = Object.entries(sweep.namespaces)
+      .map(([ns, state]) => `${ns} ${state}`)
+      .join(', ');
+    out.push(
+      sweep.provenAt === null
+        ? `offboarding sweep: in progress since ${sweep.sweepStartedAt}, ${sweep.targetsChecked} targets checked (policy targets ${sweep.policyTargets}${namespaces === '' ? '' : `; ${namespaces}`})`
+        : `offboarding proven at ${sweep.provenAt}: ${sweep.targetsChecked} targets read back without a grant of the user (every policy target; managed namespaces ${namespaces})`,
+    );
+  }
   return out;
 };
 
@@ -179,12 +219,16 @@ const showUserCommand = async (argv: string[], io: CliIo): Promise<ExitCode> => 
   const client = io.aws?.dynamo ?? new DynamoDBClient({});
   try {
     const store = createDynamoStore({ client, tableName });
+    const sweeps = createDynamoSweepProgress({ client, tableName });
     const userIds = await findUserIds(store, createDynamoAuditStore({ client, tableName }), who);
     const now = (io.now ?? (() => new Date()))();
     const views: UserView[] = [];
     for (const userId of userIds) {
       const record = await store.get(userId);
-      if (record !== undefined) views.push(userView(record, now));
+      if (record !== undefined)
+        views.push(
+          userView(record, now, record.offboardedAt === undefined ? undefined : await sweeps.get(userId)),
+        );
     }
     if (flag(parsed, 'json')) writeJson(io.stdout, { user: who, at: now.toISOString(), users: views });
     else if (views.length === 0) line(io.stdout, `show-user: the store knows no user ${who}`);

@@ -392,10 +392,20 @@ const runReconcile = async (deps: ReconcileDeps, options: ReconcileOptions): Pro
   const calls = [...result.calls, ...sweepCalls];
   countCalls(calls, deps.metrics);
 
-  const changes = auditRecordsOf(calls, { actor, dryRun: options.dryRun, at: deps.now() });
+  // A blocked run lists what it would have done (never applied: marked as a dry run), so the
+  // person deciding on --allow-mass-revoke sees every user it touches and why.
+  const blockedPlan = result.refused ? (result.plans[0]?.calls ?? []) : [];
+  const changes = [
+    ...auditRecordsOf(calls, { actor, dryRun: options.dryRun, at: deps.now() }),
+    ...auditRecordsOf(
+      blockedPlan.map((call) => ({ call, outcome: 'skipped-dry-run' as const, ms: 0 })),
+      { actor, dryRun: true, at: deps.now() },
+    ),
+  ];
   for (const change of changes) log.info('access changed', auditLogAttributes(change));
-  if (deps.audit !== undefined && changes.length > 0 && !options.dryRun)
-    await deps.audit(changes, { deadline: options.deadline }).catch((error: unknown) =>
+  const applied = changes.filter((change) => !change.dryRun);
+  if (deps.audit !== undefined && applied.length > 0)
+    await deps.audit(applied, { deadline: options.deadline }).catch((error: unknown) =>
       log.error('audit records could not be stored; they are in this log', {
         error: asSyncError(error).message,
       }),

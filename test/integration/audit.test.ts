@@ -456,4 +456,34 @@ describe('swr-access apply and audit with a table', () => {
     expect(stranger.code).toBe(1);
     expect(stranger.stdout).toContain('the store knows no user mallory');
   });
+
+  it('show-user tells an offboarding proven: when, and how many targets were read back empty', async () => {
+    // Prepare
+    const tableName = await freshTable();
+    const env = envFor(tableName);
+    const offboarding = JSON.stringify({
+      id: 'ev-dave-leaves',
+      type: 'user.offboarded',
+      occurredAt: new Date(Date.now() - 60_000).toISOString(),
+      user: { id: 'da7e0000000000000000000000000004' },
+    });
+
+    // Act
+    const applied = await run(['apply', '--events', '-'], env, offboarding);
+    const json = await run(['show-user', 'da7e0000000000000000000000000004', '--json'], env);
+    const text = await run(['show-user', 'da7e0000000000000000000000000004'], env);
+
+    // Assess
+    expect(applied.code).toBe(0);
+    const [view] = JSON.parse(json.stdout).users;
+    expect(view.offboarding).toMatchObject({
+      policyTargets: 'done',
+      namespaces: { core: 'done', tools: 'done', data: 'done' },
+    });
+    expect(view.offboarding.provenAt).toEqual(expect.any(String));
+    expect(view.offboarding.targetsChecked).toBeGreaterThan(10);
+    expect(text.stdout).toMatch(
+      /offboarding proven at \S+: \d+ targets read back without a grant of the user/,
+    );
+  });
 });

@@ -84,8 +84,9 @@ describe('swr-access reconcile', () => {
     expect(blocked.code).toBe(1);
     expect(JSON.parse(blocked.stdout)).toMatchObject({ guard: { status: 'blocked' } });
     expect(blocked.stderr).toContain('the mass-revoke guard stopped the run');
-    expect(blockedText.stdout).toContain(
-      'users affected: not listed, the guard stopped the run first; `reconcile --dry-run --allow-mass-revoke` lists them',
+    // The blocked run lists who it would have touched, and why; nothing was applied.
+    expect(blockedText.stdout).toMatch(
+      /users affected: 1; what would change for each:\n.*\n.*alice \(a11ce0+1\)\s+core\/api\/server\s+revoke\s+write → none/,
     );
     expect(afterBlocked).toBe(3);
     expect(allowed.code).toBe(0);

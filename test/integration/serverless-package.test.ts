@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -806,6 +806,9 @@ describe('alarms', () => {
       [
         'access-changes-dlq-not-empty',
         'access-changes-oldest-message-age',
+        'intake-5xx',
+        'intake-lambda-errors',
+        'intake-lambda-throttles',
         'mass-revoke-blocked',
         'offboard-lambda-errors',
         'offboard-lambda-throttles',
@@ -1022,11 +1025,13 @@ describe('dashboard and saved queries', () => {
   });
 
   it('matches log records the code writes: every message and alarm a query filters on', async () => {
-    // Prepare: the sources, where each message and alarm name is written
+    // Prepare: the sources, where each message and alarm name is written (the pipeline is a file of
+    // stages, one module each)
+    const stages = (await readdir(join(root, 'lib/pipeline'))).map((file) => `lib/pipeline/${file}`);
     const sources = (
       await Promise.all(
-        ['lib/pipeline.ts', 'lib/reconcile/reconcile.ts', 'lib/policy-source/s3-loader.ts'].map((path) =>
-          readFile(join(root, path), 'utf8'),
+        ['lib/pipeline.ts', ...stages, 'lib/reconcile/reconcile.ts', 'lib/policy-source/s3-loader.ts'].map(
+          (path) => readFile(join(root, path), 'utf8'),
         ),
       )
     ).join('\n');
