@@ -169,13 +169,16 @@ const outgoing = (
   body: string,
   attributes: Record<string, MessageAttributeValue>,
   shortened: boolean,
+  fifo: boolean,
 ): Outgoing => ({
   entry: {
     MessageBody: body,
-    MessageGroupId: letter.groupId ?? fallbackGroupId,
-    // The source message id: sending the same letter twice (a retry after a crash, or a minimal
-    // letter after a full one SQS did take) leaves one copy in the DLQ.
-    MessageDeduplicationId: letter.messageId,
+    // Group and dedup ids only for a FIFO DLQ (a standard queue refuses a dedup id). There, the
+    // source message id as dedup id: sending the same letter twice (a retry after a crash, or a
+    // minimal letter after a full one SQS did take) leaves one copy in the DLQ.
+    ...(fifo
+      ? { MessageGroupId: letter.groupId ?? fallbackGroupId, MessageDeduplicationId: letter.messageId }
+      : {}),
     MessageAttributes: attributes,
   },
   letter,
@@ -184,18 +187,18 @@ const outgoing = (
 });
 
 /** The letter as sent: the original body when it fits the message limit, else a prefix of it. */
-const prepare = (letter: DeadLetter, failedAt: Date, limits: DeadLetterLimits): Outgoing => {
+const prepare = (letter: DeadLetter, failedAt: Date, limits: DeadLetterLimits, fifo: boolean): Outgoing => {
   const body = letter.body === '' ? ' ' : letter.body;
   const attributes = attributesOf(letter, failedAt);
   if (sqsMessageSize(body, attributes) <= limits.messageBytes)
-    return outgoing(letter, body, attributes, false);
+    return outgoing(letter, body, attributes, false, fifo);
   const marked = { ...attributes, ...bodyAttributes(letter.body) };
   const room = limits.messageBytes - sqsMessageSize('', marked);
-  return outgoing(letter, utf8Prefix(body, Math.max(0, room)) || ' ', marked, true);
+  return outgoing(letter, utf8Prefix(body, Math.max(0, room)) || ' ', marked, true, fifo);
 };
 
 /** The last resort: the reason, the body's hash and size, the source message id. */
-const minimalLetter = (letter: DeadLetter, failedAt: Date, refusal: string): Outgoing => {
+const minimalLetter = (letter: DeadLetter, failedAt: Date, refusal: string, fifo: boolean): Outgoing => {
   const attributes: Record<string, MessageAttributeValue> = {
     errorCode: text(plain(letter.error.code.slice(0, 128))),
     errorMessage: text(plain(reasonOf(letter, minimalReasonLength))),
@@ -205,7 +208,7 @@ const minimalLetter = (letter: DeadLetter, failedAt: Date, refusal: string): Out
     letterRefused: text(plain(redactSecrets(refusal).slice(0, minimalReasonLength))),
   };
   const body = `[dead letter without its body (${utf8Bytes(letter.body)} bytes): see the message attributes]`;
-  return outgoing(letter, body, attributes, true);
+  return outgoing(letter, body, attributes, true, fifo);
 };
 
 /** Cuts the letters into batches by count and by size, in order (FIFO order within a group). */
@@ -256,6 +259,8 @@ interface SenderDeps {
  */
 const createDeadLetterSender = (deps: SenderDeps): DeadLetterSender => {
   const limits: DeadLetterLimits = { ...defaultLimits, ...deps.limits };
+  // A FIFO DLQ (the offboarding queue's) keeps each user's order; a standard one has no groups.
+  const fifo = deps.queueUrl.endsWith('.fifo');
 
   /** Sends one batch; one outcome per letter, in order. */
   const sendBatch = async (
@@ -318,7 +323,12 @@ const createDeadLetterSender = (deps: SenderDeps): DeadLetterSender => {
           return settle(letter, { kind: 'failed', reason: stopped, again: false, stop: true });
         const [again] = (await sendBatch([letter], options)) as [EntryOutcome];
         if (again.kind !== 'refused') return settle(letter, again);
-        const last = minimalLetter(letter.letter, failedAt, `${firstReason}; sent alone: ${again.reason}`);
+        const last = minimalLetter(
+          letter.letter,
+          failedAt,
+          `${firstReason}; sent alone: ${again.reason}`,
+          fifo,
+        );
         const [outcome] = (await sendBatch([last], options)) as [EntryOutcome];
         if (outcome.kind === 'sent') minimal.push(letter.letter.messageId);
         settle(
@@ -327,7 +337,7 @@ const createDeadLetterSender = (deps: SenderDeps): DeadLetterSender => {
         );
       };
 
-      const prepared = letters.map((letter) => prepare(letter, failedAt, limits));
+      const prepared = letters.map((letter) => prepare(letter, failedAt, limits, fifo));
       for (const batch of batchesOf(prepared, limits)) {
         if (stopped !== undefined) {
           for (const letter of batch)

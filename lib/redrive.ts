@@ -2,8 +2,9 @@
  * Moves messages from a dead-letter queue back to its source queue, for when the cause of their
  * failure is fixed. Plain receive → send → delete, so it works the same on SQS and fauxqs and can
  * filter on the reason (`errorCode` attribute) the pipeline wrote:
- * - the copy keeps the MessageGroupId (per-user order) and MessageDeduplicationId (read from the
- *   message's system attributes; for an old letter without one, the `sourceMessageId` attribute);
+ * - to a FIFO source, the copy keeps the MessageGroupId (per-user order) and MessageDeduplicationId
+ *   (read from the message's system attributes; for an old letter without one, the
+ *   `sourceMessageId` attribute); a standard source takes neither;
  * - the DLQ attributes (reason, attempts…) are dropped, other attributes are kept;
  * - a message is deleted from the DLQ ONLY after SQS reported its copy as sent (`Successful[]`);
  *   a failed send leaves it in the DLQ, visible again at the end of the run;
@@ -150,13 +151,17 @@ const redrive = async (options: RedriveOptions): Promise<RedriveReport> => {
       held.push({ Id: String(held.length), ReceiptHandle: message.ReceiptHandle });
   };
 
+  // A FIFO source keeps each user's order and de-duplicates; a standard one has neither.
+  const fifo = sourceUrl.endsWith('.fifo');
+
   /** Sends the copies; deletes only those SQS reports as sent. */
   const move = async (messages: Message[]): Promise<void> => {
-    const sendable: Array<{ message: Message; groupId: string; dedupId: string }> = [];
+    const sendable: Array<{ message: Message; groupId: string | undefined; dedupId: string | undefined }> =
+      [];
     for (const message of messages) {
       const groupId = message.Attributes?.MessageGroupId;
       const dedupId = dedupIdOf(message);
-      if (groupId === undefined || dedupId === undefined) {
+      if (fifo && (groupId === undefined || dedupId === undefined)) {
         record(message, 'failed', 'no MessageGroupId or deduplication id to keep: left in the DLQ');
         hold(message);
       } else sendable.push({ message, groupId, dedupId });
@@ -173,8 +178,7 @@ const redrive = async (options: RedriveOptions): Promise<RedriveReport> => {
             return {
               Id: String(index),
               MessageBody: message.Body ?? '',
-              MessageGroupId: groupId,
-              MessageDeduplicationId: dedupId,
+              ...(fifo ? { MessageGroupId: groupId, MessageDeduplicationId: dedupId } : {}),
               ...(attributes === undefined ? {} : { MessageAttributes: attributes }),
             };
           }),

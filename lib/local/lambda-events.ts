@@ -29,16 +29,19 @@ const defaultSenderId = 'AROAEXAMPLEPRODUCER01:people-events-producer';
 
 /** FIFO group and deduplication ids: 1–128 printable ASCII characters (SQS's rule). */
 const fifoIdPattern = /^[\x21-\x7e]{1,128}$/;
-const fifoQueueArnPattern = /^arn:aws[a-z-]*:sqs:([a-z0-9-]+):(\d{12}):([\w-]{1,75}\.fifo)$/;
+const queueArnPattern = /^arn:aws[a-z-]*:sqs:([a-z0-9-]+):(\d{12}):([\w-]{1,80}|[\w-]{1,75}\.fifo)$/;
+/** Lambda's batch limits: 10 for a FIFO queue, 10,000 for a standard one. */
+const maxStandardBatchSize = 10_000;
 
 interface SqsRecordInput {
   /** The message body exactly as the producer sent it (usually `JSON.stringify(event)`). */
   body: string;
   /** Default: a UUID derived from queue, group and deduplication id (stable across receives). */
   messageId?: string;
-  groupId: string;
-  dedupId: string;
-  /** ARN of the FIFO source queue (name ending in `.fifo`); the record's region comes from it. */
+  /** FIFO queues only (and required there): the message group, the deduplication id. */
+  groupId?: string;
+  dedupId?: string;
+  /** ARN of the source queue (a FIFO queue's name ends in `.fifo`); the record's region comes from it. */
   queueArn: string;
   /** Default 1; a redelivery after a failed attempt has 2, 3, … */
   receiveCount?: number;
@@ -116,7 +119,8 @@ const checkFifoId = (value: string, field: string): void => {
 };
 
 /**
- * One SQS record of a FIFO queue, as Lambda delivers it.
+ * One SQS record as Lambda delivers it: from a FIFO queue with its group, deduplication id and
+ * sequence number; from a standard queue without them.
  *
  * @example
  * const record = sqsRecordFactory({
@@ -128,17 +132,22 @@ const checkFifoId = (value: string, field: string): void => {
  * });
  */
 const sqsRecordFactory = (input: SqsRecordInput): SQSRecord => {
-  const arn = fifoQueueArnPattern.exec(input.queueArn);
+  const arn = queueArnPattern.exec(input.queueArn);
   if (arn === null)
-    throw new SqsEventBuildError(`queueArn is not the ARN of a FIFO queue: ${input.queueArn}`);
+    throw new SqsEventBuildError(`queueArn is not the ARN of an SQS queue: ${input.queueArn}`);
   const region = arn[1] ?? '';
-  checkFifoId(input.groupId, 'groupId');
-  checkFifoId(input.dedupId, 'dedupId');
+  const fifo = input.queueArn.endsWith('.fifo');
+  if (fifo) {
+    checkFifoId(input.groupId ?? '', 'groupId');
+    checkFifoId(input.dedupId ?? '', 'dedupId');
+  } else if (input.groupId !== undefined || input.dedupId !== undefined)
+    throw new SqsEventBuildError('a standard queue has no message group or deduplication id');
   const receiveCount = input.receiveCount ?? 1;
   if (!Number.isSafeInteger(receiveCount) || receiveCount < 1)
     throw new SqsEventBuildError('receiveCount must be a whole number of at least 1');
 
-  const messageId = input.messageId ?? uuidOf(`${input.queueArn}\n${input.groupId}\n${input.dedupId}`);
+  const messageId =
+    input.messageId ?? uuidOf(`${input.queueArn}\n${input.groupId ?? ''}\n${input.dedupId ?? input.body}`);
   const sentAt = input.sentAt === undefined ? sentAtOfBody(input.body) : millisOf(input.sentAt, 'sentAt');
   const firstReceivedAt =
     input.firstReceivedAt === undefined ? sentAt + 25 : millisOf(input.firstReceivedAt, 'firstReceivedAt');
@@ -157,10 +166,14 @@ const sqsRecordFactory = (input: SqsRecordInput): SQSRecord => {
     attributes: {
       ApproximateReceiveCount: String(receiveCount),
       SentTimestamp: String(sentAt),
-      SequenceNumber: sequenceNumber,
-      MessageGroupId: input.groupId,
+      ...(fifo
+        ? {
+            SequenceNumber: sequenceNumber,
+            MessageGroupId: input.groupId,
+            MessageDeduplicationId: input.dedupId,
+          }
+        : {}),
       SenderId: input.senderId ?? defaultSenderId,
-      MessageDeduplicationId: input.dedupId,
       ApproximateFirstReceiveTimestamp: String(firstReceivedAt),
     },
     messageAttributes,
@@ -176,15 +189,18 @@ const sqsRecordFactory = (input: SqsRecordInput): SQSRecord => {
 
 /**
  * Wraps records into the event one invocation receives. Refuses what Lambda never delivers: no
- * record, more than 10 (FIFO batch limit), records of several queues, or one message twice.
+ * record, more than a batch may hold (10 from a FIFO queue, 10,000 from a standard one), records
+ * of several queues, or one message twice.
  *
  * @example const event = sqsEventOf([sqsRecordFactory({ body, groupId, dedupId, queueArn })]);
  */
 const sqsEventOf = (records: SQSRecord[]): SQSEvent => {
   if (records.length === 0) throw new SqsEventBuildError('an SQS event has at least one record');
-  if (records.length > maxFifoBatchSize)
+  const fifo = records[0]?.eventSourceARN.endsWith('.fifo') === true;
+  const limit = fifo ? maxFifoBatchSize : maxStandardBatchSize;
+  if (records.length > limit)
     throw new SqsEventBuildError(
-      `a FIFO batch has at most ${maxFifoBatchSize} records (got ${records.length})`,
+      `a ${fifo ? 'FIFO' : 'standard-queue'} batch has at most ${limit} records (got ${records.length})`,
     );
   const queues = new Set(records.map((record) => record.eventSourceARN));
   if (queues.size > 1) throw new SqsEventBuildError('every record of one event comes from the same queue');

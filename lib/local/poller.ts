@@ -49,7 +49,11 @@ interface PollerOptions {
   sqs: SQSClient;
   queue: { url: string; arn: string };
   functionName: string;
-  handler: SqsBatchHandler;
+  /**
+   * The function: one handler shared by every poller, or one per poller (`maximumConcurrency` of
+   * them), as Lambda runs one instance per concurrent batch, each with its own connection pools.
+   */
+  handler: SqsBatchHandler | readonly SqsBatchHandler[];
   /** FIFO: 1–10; standard: 1–10,000 (above 10 only with a batching window of 1 s or more), as Lambda allows. */
   batchSize: number;
   /** A FIFO queue (default: the URL ends in `.fifo`). */
@@ -212,6 +216,8 @@ const validate = (options: PollerOptions): void => {
   if (!Number.isFinite(window) || window < 0 || window > maxBatchingWindowSeconds)
     problems.push(`maximumBatchingWindowSeconds must be from 0 to ${maxBatchingWindowSeconds}`);
   if (fifo && window > 0) problems.push('a batching window is not supported for FIFO queues (as in Lambda)');
+  if (Array.isArray(options.handler) && options.handler.length !== options.maximumConcurrency)
+    problems.push('one handler per poller: as many handlers as maximumConcurrency');
   if (!fifo && options.batchSize > sqsBatchLimit && window < 1)
     problems.push('a batchSize above 10 needs maximumBatchingWindowSeconds of at least 1 (as in Lambda)');
   if (!Number.isInteger(options.maximumConcurrency) || options.maximumConcurrency < 1) {
@@ -246,7 +252,8 @@ const validate = (options: PollerOptions): void => {
  */
 const startPoller = (options: PollerOptions): Poller => {
   validate(options);
-  const { sqs, queue, functionName, handler, batchSize, functionTimeoutMs } = options;
+  const { sqs, queue, functionName, batchSize, functionTimeoutMs } = options;
+  const handlers = Array.isArray(options.handler) ? options.handler : [options.handler as SqsBatchHandler];
   const waitTimeSeconds = options.waitTimeSeconds ?? 1;
   const errorPauseMs = options.errorPauseMs ?? 250;
   const logger: PollerLogger = options.logger ?? new Logger({ serviceName: 'local-poller' });
@@ -309,7 +316,7 @@ const startPoller = (options: PollerOptions): Poller => {
     return batch;
   };
 
-  const runHandler = async (event: SQSEvent): Promise<HandlerOutcome> => {
+  const runHandler = async (event: SQSEvent, handler: SqsBatchHandler): Promise<HandlerOutcome> => {
     const context = createLambdaContext(functionName, functionTimeoutMs, { region: regionOfArn(queue.arn) });
     const running = Promise.resolve()
       .then(() => handler(event, context))
@@ -378,14 +385,14 @@ const startPoller = (options: PollerOptions): Poller => {
     }
   };
 
-  const invoke = async (messages: Message[]): Promise<void> => {
+  const invoke = async (messages: Message[], handler: SqsBatchHandler): Promise<void> => {
     const startedAt = performance.now();
     const records = messages.map((message) => toSqsRecord(message, queue.arn));
     const event: SQSEvent = { Records: records };
     stats.invocations += 1;
     stats.received += records.length;
     const crashed = options.crash?.(event) ?? false;
-    const outcome = await runHandler(event);
+    const outcome = await runHandler(event, handler);
     let failures: Failures;
     if (crashed) {
       failures = { all: true, reason: 'crash injected' };
@@ -427,13 +434,14 @@ const startPoller = (options: PollerOptions): Poller => {
   };
 
   const pollLoop = async (worker: number): Promise<void> => {
+    const handler = handlers[worker % handlers.length] as SqsBatchHandler;
     while (!stopping.signal.aborted) {
       try {
         const messages = await gather();
         // Received messages are invoked even while stopping: dropping them would hide them until
         // their visibility timeout ends.
         if (messages.length > 0) {
-          await invoke(messages);
+          await invoke(messages, handler);
         }
       } catch (error) {
         stats.pollerErrors += 1;

@@ -1,7 +1,9 @@
 /**
- * What the people system does in production, for the local stack and tests: send events to the
- * right FIFO queue with the user as message group (per-user order) and the event id as dedup
- * id (a resend is dropped by SQS), and wait until the functions have drained the queues.
+ * What the people system does in production, for the local stack and tests: send events (or any
+ * raw body, valid or not) to the right queue — on a FIFO queue with the user as message group
+ * (per-user order) and the event id as dedup id (a resend is dropped by SQS) — and wait until the
+ * functions have drained the queues. Production producers use `lib/producer.ts`, which refuses
+ * what the handlers would not parse; this one sends anything, as tests need.
  */
 import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -175,11 +177,12 @@ const sendChunk = async (
   let retried = 0;
   const failed: FailedEntry[] = [];
   for (let attempt = 1; pending.length > 0; attempt += 1) {
+    // Group and dedup ids belong to FIFO queues; a standard queue refuses a dedup id.
+    const fifo = queueUrl.endsWith('.fifo');
     const entries: SendMessageBatchRequestEntry[] = pending.map(({ index, message }) => ({
       Id: String(index),
       MessageBody: message.body,
-      MessageGroupId: message.groupId,
-      MessageDeduplicationId: message.dedupId,
+      ...(fifo ? { MessageGroupId: message.groupId, MessageDeduplicationId: message.dedupId } : {}),
     }));
     const answer = await sqs.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries }));
     const succeeded = answer.Successful?.length ?? 0;

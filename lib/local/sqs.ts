@@ -1,6 +1,7 @@
 /**
- * The two FIFO queues and their dead-letter queues on an in-process fauxqs, created from the
- * same definitions as production (`config/queues.json`) through the real SQS API.
+ * The two source queues and their dead-letter queues on an in-process fauxqs, created from the
+ * same definitions as production (`config/queues.json`: `access-changes` a standard queue,
+ * `offboarding` FIFO) through the real SQS API.
  *
  * What fauxqs 1.9 really does for FIFO queues (checked by test/integration/local-sqs.test.ts;
  * read from its source where a test cannot see it):
@@ -37,8 +38,10 @@ type QueueKey = keyof typeof queuesConfig.queues;
 
 /** Everything a poller or producer needs to know about one source queue and its DLQ. */
 interface QueueRefs {
-  /** Source queue name, with its `.fifo` suffix. */
+  /** Source queue name (a FIFO queue's with its `.fifo` suffix). */
   name: string;
+  /** FIFO (per-user order, dedup ids) or standard (large batches, a batching window). */
+  fifo: boolean;
   url: string;
   arn: string;
   dlqName: string;
@@ -46,6 +49,8 @@ interface QueueRefs {
   dlqArn: string;
   maxReceiveCount: number;
   batchSize: number;
+  /** How long Lambda gathers a batch (standard queues only). */
+  maximumBatchingWindowSeconds: number;
   maximumConcurrency: number;
   /** The function the queue feeds (`sync`, `offboard`). */
   functionName: string;
@@ -86,15 +91,18 @@ const queueArnOf = async (client: SQSClient, url: string): Promise<string> => {
   return arn;
 };
 
-const createFifoQueue = async (
+const createQueue = async (
   client: SQSClient,
   name: string,
+  fifo: boolean,
   attributes: Record<string, string>,
 ): Promise<{ url: string; arn: string }> => {
   const created = await client.send(
     new CreateQueueCommand({
       QueueName: name,
-      Attributes: { FifoQueue: 'true', ContentBasedDeduplication: 'false', ...attributes },
+      Attributes: fifo
+        ? { FifoQueue: 'true', ContentBasedDeduplication: 'false', ...attributes }
+        : attributes,
     }),
   );
   if (created.QueueUrl === undefined) {
@@ -104,8 +112,9 @@ const createFifoQueue = async (
 };
 
 /**
- * Creates a source queue and its DLQ the way the infrastructure describes them: both FIFO,
- * explicit dedup ids (producers send the event id), redrive after `maxReceiveCount` receives.
+ * Creates a source queue and its DLQ the way the infrastructure describes them: the DLQ of the
+ * same kind as its source (FIFO with explicit dedup ids, or standard), redrive after
+ * `maxReceiveCount` receives.
  */
 const createQueuePair = async (
   client: SQSClient,
@@ -113,11 +122,13 @@ const createQueuePair = async (
   visibilityTimeoutSeconds: number,
 ): Promise<QueueRefs> => {
   const definition = queuesConfig.queues[key];
+  const fifo = definition.fifo;
+  const suffix = fifo ? '.fifo' : '';
   const retention = String(queuesConfig.messageRetentionSeconds);
-  const dlqName = `${definition.name}-dlq.fifo`;
-  const dlq = await createFifoQueue(client, dlqName, { MessageRetentionPeriod: retention });
-  const name = `${definition.name}.fifo`;
-  const source = await createFifoQueue(client, name, {
+  const dlqName = `${definition.name}-dlq${suffix}`;
+  const dlq = await createQueue(client, dlqName, fifo, { MessageRetentionPeriod: retention });
+  const name = `${definition.name}${suffix}`;
+  const source = await createQueue(client, name, fifo, {
     VisibilityTimeout: String(visibilityTimeoutSeconds),
     MessageRetentionPeriod: retention,
     RedrivePolicy: JSON.stringify({
@@ -127,6 +138,7 @@ const createQueuePair = async (
   });
   return {
     name,
+    fifo,
     url: source.url,
     arn: source.arn,
     dlqName,
@@ -134,6 +146,7 @@ const createQueuePair = async (
     dlqArn: dlq.arn,
     maxReceiveCount: definition.maxReceiveCount,
     batchSize: definition.batchSize,
+    maximumBatchingWindowSeconds: definition.maximumBatchingWindowSeconds,
     maximumConcurrency: definition.maximumConcurrency,
     functionName: definition.function,
     visibilityTimeoutSeconds,

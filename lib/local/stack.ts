@@ -107,27 +107,24 @@ const startLocalStack = async (options: LocalStackOptions = {}): Promise<LocalSt
     const telemetry = createMemoryTelemetry();
     const log = options.log ?? telemetry.log;
     const metrics = options.metrics ?? telemetry.metrics;
+    // One runtime per simulated function instance: as in Lambda, each concurrent batch runs in
+    // an instance of its own, with its own SWR/IAM connection pools and rate limit.
+    const instancesOf = (queue: QueueName, functionName: string) =>
+      Array.from({ length: sqs.queues[queue].maximumConcurrency }, () =>
+        createSqsHandler(
+          createQueueRuntime({
+            functionName,
+            queue,
+            env,
+            log,
+            metrics,
+            clients: { sqs: sqs.client, dynamo: dynamo.client },
+          }),
+        ),
+      );
     const handlers = {
-      accessChanges: createSqsHandler(
-        createQueueRuntime({
-          functionName: 'sync',
-          queue: 'accessChanges',
-          env,
-          log,
-          metrics,
-          clients: { sqs: sqs.client, dynamo: dynamo.client },
-        }),
-      ),
-      offboarding: createSqsHandler(
-        createQueueRuntime({
-          functionName: 'offboard',
-          queue: 'offboarding',
-          env,
-          log,
-          metrics,
-          clients: { sqs: sqs.client, dynamo: dynamo.client },
-        }),
-      ),
+      accessChanges: instancesOf('accessChanges', 'sync'),
+      offboarding: instancesOf('offboarding', 'offboard'),
     };
 
     const pollers: Poller[] = [];
@@ -142,6 +139,8 @@ const startLocalStack = async (options: LocalStackOptions = {}): Promise<LocalSt
             functionName: refs.functionName,
             handler: handlers[queue],
             batchSize: refs.batchSize,
+            fifo: refs.fifo,
+            maximumBatchingWindowSeconds: refs.maximumBatchingWindowSeconds,
             maximumConcurrency: refs.maximumConcurrency,
             functionTimeoutMs: options.functionTimeoutMs ?? queuesConfig.functionTimeoutSeconds * 1000,
             retryVisibilitySeconds: options.retryVisibilitySeconds ?? 1,

@@ -84,41 +84,66 @@ describe('startLocalSqs', () => {
     expect(new URL(local.endpoint).hostname).toBe('127.0.0.1');
   });
 
-  describe.each([
-    { key: 'accessChanges', name: 'access-changes.fifo', dlqName: 'access-changes-dlq.fifo' },
-    { key: 'offboarding', name: 'offboarding.fifo', dlqName: 'offboarding-dlq.fifo' },
-  ] as const)('$key', ({ key, name, dlqName }) => {
-    it('creates a FIFO source queue with explicit dedup and a redrive policy to its FIFO DLQ', async () => {
-      // Prepare
-      const refs = local.queues[key];
+  it('creates access-changes as a standard queue, read in large batches through a window, with a standard DLQ', async () => {
+    // Prepare
+    const refs = local.queues.accessChanges;
 
-      // Act
-      const source = await attributesOf(refs.url);
-      const dlq = await attributesOf(refs.dlqUrl);
+    // Act
+    const source = await attributesOf(refs.url);
+    const dlq = await attributesOf(refs.dlqUrl);
 
-      // Assess
-      expect(refs.name).toBe(name);
-      expect(refs.dlqName).toBe(dlqName);
-      expect(source).toMatchObject({
-        FifoQueue: 'true',
-        ContentBasedDeduplication: 'false',
-        VisibilityTimeout: String(visibilityTimeoutSeconds),
-        QueueArn: refs.arn,
-      });
-      expect(JSON.parse(source.RedrivePolicy ?? '{}')).toEqual({
-        deadLetterTargetArn: refs.dlqArn,
-        maxReceiveCount: '5',
-      });
-      expect(dlq).toMatchObject({ FifoQueue: 'true', QueueArn: refs.dlqArn });
-      expect(refs).toMatchObject({ maxReceiveCount: 5, batchSize: 10, maximumConcurrency: 5 });
+    // Assess
+    expect(refs).toMatchObject({ name: 'access-changes', dlqName: 'access-changes-dlq', fifo: false });
+    expect(source.FifoQueue).toBeUndefined();
+    expect(dlq.FifoQueue).toBeUndefined();
+    expect(source).toMatchObject({ VisibilityTimeout: String(visibilityTimeoutSeconds), QueueArn: refs.arn });
+    expect(JSON.parse(source.RedrivePolicy ?? '{}')).toEqual({
+      deadLetterTargetArn: refs.dlqArn,
+      maxReceiveCount: '5',
+    });
+    expect(refs).toMatchObject({
+      maxReceiveCount: 5,
+      batchSize: 1000,
+      maximumBatchingWindowSeconds: 1,
+      maximumConcurrency: 2,
     });
   });
+
+  describe.each([{ key: 'offboarding', name: 'offboarding.fifo', dlqName: 'offboarding-dlq.fifo' }] as const)(
+    '$key',
+    ({ key, name, dlqName }) => {
+      it('creates a FIFO source queue with explicit dedup and a redrive policy to its FIFO DLQ', async () => {
+        // Prepare
+        const refs = local.queues[key];
+
+        // Act
+        const source = await attributesOf(refs.url);
+        const dlq = await attributesOf(refs.dlqUrl);
+
+        // Assess
+        expect(refs.name).toBe(name);
+        expect(refs.dlqName).toBe(dlqName);
+        expect(source).toMatchObject({
+          FifoQueue: 'true',
+          ContentBasedDeduplication: 'false',
+          VisibilityTimeout: String(visibilityTimeoutSeconds),
+          QueueArn: refs.arn,
+        });
+        expect(JSON.parse(source.RedrivePolicy ?? '{}')).toEqual({
+          deadLetterTargetArn: refs.dlqArn,
+          maxReceiveCount: '5',
+        });
+        expect(dlq).toMatchObject({ FifoQueue: 'true', QueueArn: refs.dlqArn });
+        expect(refs).toMatchObject({ fifo: true, maxReceiveCount: 5, batchSize: 10, maximumConcurrency: 5 });
+      });
+    },
+  );
 });
 
 describe('what fauxqs does with FIFO queues', () => {
   it('returns at most one message per group in one receive, and locks the group while it is in flight', async () => {
     // Prepare
-    const url = local.queues.accessChanges.url;
+    const url = local.queues.offboarding.url;
     for (const body of ['a1', 'a2', 'a3']) await send(url, body, 'group-a');
     await send(url, 'b1', 'group-b');
 
@@ -137,7 +162,7 @@ describe('what fauxqs does with FIFO queues', () => {
 
   it('drops a resent deduplication id and answers with the original message id', async () => {
     // Prepare
-    const url = local.queues.accessChanges.url;
+    const url = local.queues.offboarding.url;
     const original = await send(url, 'first', 'group-d', 'same-id');
 
     // Act
@@ -154,7 +179,7 @@ describe('what fauxqs does with FIFO queues', () => {
     // Act
     const answer = await local.client.send(
       new SendMessageBatchCommand({
-        QueueUrl: local.queues.accessChanges.url,
+        QueueUrl: local.queues.offboarding.url,
         Entries: [{ Id: 'x', MessageBody: 'no dedup id', MessageGroupId: 'g' }],
       }),
     );
@@ -165,7 +190,7 @@ describe('what fauxqs does with FIFO queues', () => {
 
   it('moves a message to the DLQ on the receive after maxReceiveCount, keeping id, body and group', async () => {
     // Prepare
-    const refs = local.queues.accessChanges;
+    const refs = local.queues.offboarding;
     const sent = await send(refs.url, 'poison', 'group-p');
     const counts: string[] = [];
 
@@ -244,7 +269,7 @@ describe('queueOf and toMessage', () => {
 });
 
 describe('sendEvents', () => {
-  it('sends each event to its queue, grouped by user, in order, in chunks of 10', async () => {
+  it('sends each event to its queue: joins to the standard queue without group, offboardings by user to FIFO', async () => {
     // Prepare
     const user = { id: userId(), name: 'user02' };
     const joins = Array.from({ length: 12 }, (_, index) => eventFactory({ user, team: `team-${index}` }));
@@ -254,46 +279,57 @@ describe('sendEvents', () => {
     const counts = await sendEvents(local.client, local.queues, [...joins, offboard]);
     const bodies: string[] = [];
     for (let round = 0; round < 20 && bodies.length < joins.length; round += 1) {
-      const [message] = await receive(local.queues.accessChanges.url);
-      if (message === undefined) break;
-      expect(message.Attributes?.MessageGroupId).toBe(user.id);
-      bodies.push(message.Body ?? '');
-      await local.client.send(
-        new DeleteMessageCommand({
-          QueueUrl: local.queues.accessChanges.url,
-          ReceiptHandle: message.ReceiptHandle,
-        }),
-      );
+      const messages = await receive(local.queues.accessChanges.url);
+      if (messages.length === 0) break;
+      for (const message of messages) {
+        expect(message.Attributes?.MessageGroupId).toBeUndefined();
+        bodies.push(message.Body ?? '');
+        await local.client.send(
+          new DeleteMessageCommand({
+            QueueUrl: local.queues.accessChanges.url,
+            ReceiptHandle: message.ReceiptHandle,
+          }),
+        );
+      }
     }
     const offboarding = await receive(local.queues.offboarding.url);
 
-    // Assess
+    // Assess: a standard queue keeps no order (the store orders facts by their instants).
     expect(counts).toEqual({ sent: 13, accessChanges: 12, offboarding: 1, retried: 0 });
-    expect(bodies.map((body) => JSON.parse(body).id)).toEqual(joins.map((event) => event.id));
+    expect(bodies.map((body) => JSON.parse(body).id).sort()).toEqual(joins.map((event) => event.id).sort());
+    expect(offboarding.map((message) => message.Attributes?.MessageGroupId)).toEqual([user.id]);
     expect(offboarding.map((message) => message.Attributes?.MessageDeduplicationId)).toEqual([offboard.id]);
   });
 
-  it('sends a resent event once (dedup id = event id)', async () => {
+  it('sends a resent offboarding once (dedup id = event id); the standard queue takes both copies', async () => {
     // Prepare
-    const event = eventFactory();
+    const offboard = eventFactory({ type: 'user.offboarded' });
+    const join = eventFactory();
 
     // Act
-    await sendEvents(local.client, local.queues, [event]);
-    await sendEvents(local.client, local.queues, [event]);
-    const attributes = await attributesOf(local.queues.accessChanges.url);
+    await sendEvents(local.client, local.queues, [offboard, join]);
+    await sendEvents(local.client, local.queues, [offboard, join]);
+    const fifo = await attributesOf(local.queues.offboarding.url);
+    const standard = await attributesOf(local.queues.accessChanges.url);
 
-    // Assess
-    expect(attributes.ApproximateNumberOfMessages).toBe('1');
+    // Assess: the store takes a second copy of a join as the same fact (a duplicate).
+    expect(fifo.ApproximateNumberOfMessages).toBe('1');
+    expect(standard.ApproximateNumberOfMessages).toBe('2');
   });
 
-  it('sends ready messages as given', async () => {
+  it('sends ready messages as given (group and dedup ids on a FIFO queue only)', async () => {
     // Act
-    await sendEvents(local.client, local.queues, [{ body: 'raw', groupId: 'g-raw', dedupId: 'd-raw' }]);
+    await sendEvents(local.client, local.queues, [
+      { body: 'raw', groupId: 'g-raw', dedupId: 'd-raw' },
+      { body: 'raw-off', groupId: 'g-off', dedupId: 'd-off', queue: 'offboarding' },
+    ]);
     const [message] = await receive(local.queues.accessChanges.url);
+    const [off] = await receive(local.queues.offboarding.url);
 
     // Assess
     expect(message?.Body).toBe('raw');
-    expect(message?.Attributes).toMatchObject({ MessageGroupId: 'g-raw', MessageDeduplicationId: 'd-raw' });
+    expect(message?.Attributes?.MessageGroupId).toBeUndefined();
+    expect(off?.Attributes).toMatchObject({ MessageGroupId: 'g-off', MessageDeduplicationId: 'd-off' });
   });
 
   it('sends the good entries and throws a ProducerError naming the refused one, without its body', async () => {

@@ -31,9 +31,17 @@ afterEach(async () => {
   poller = undefined;
 });
 
-/** One message per user, so that fauxqs (one message per group per receive) batches them together. */
+/**
+ * One message per user on the FIFO queue, so that fauxqs (one message per group per receive)
+ * batches them together.
+ */
 const messagesFactory = (bodies: string[]) =>
-  bodies.map((body) => ({ body, groupId: `user-${randomUUID()}`, dedupId: randomUUID() }));
+  bodies.map((body) => ({
+    body,
+    groupId: `user-${randomUUID()}`,
+    dedupId: randomUUID(),
+    queue: 'offboarding' as const,
+  }));
 
 interface Seen {
   body: string;
@@ -84,8 +92,8 @@ const capturingLogger = () => {
 const start = (overrides: Partial<PollerOptions> & Pick<PollerOptions, 'handler'>): Poller => {
   poller = startPoller({
     sqs: local.client,
-    queue: local.queues.accessChanges,
-    functionName: 'sync',
+    queue: local.queues.offboarding,
+    functionName: 'offboard',
     batchSize: 10,
     maximumConcurrency: 2,
     functionTimeoutMs: 2_000,
@@ -148,7 +156,7 @@ describe('startPoller', () => {
     const events: SQSEvent[] = [];
     await local.client.send(
       new SendMessageCommand({
-        QueueUrl: local.queues.accessChanges.url,
+        QueueUrl: local.queues.offboarding.url,
         MessageBody: '{"hello":"world"}',
         MessageGroupId: 'user-1',
         MessageDeduplicationId: 'dedup-1',
@@ -196,10 +204,10 @@ describe('startPoller', () => {
       md5OfBody: createHash('md5').update('{"hello":"world"}').digest('hex'),
       md5OfMessageAttributes: expect.any(String),
       eventSource: 'aws:sqs',
-      eventSourceARN: local.queues.accessChanges.arn,
+      eventSourceARN: local.queues.offboarding.arn,
       awsRegion: 'us-east-1',
     });
-    expect(contexts[0]).toMatchObject({ functionName: 'sync', awsRequestId: expect.any(String) });
+    expect(contexts[0]).toMatchObject({ functionName: 'offboard', awsRequestId: expect.any(String) });
     expect(contexts[0]?.getRemainingTimeInMillis()).toBeLessThanOrEqual(5_000);
     expect(contexts[0]?.getRemainingTimeInMillis()).toBeGreaterThan(0);
   });
@@ -239,7 +247,7 @@ describe('startPoller', () => {
     // Assess
     expect(seen.map((item) => item.body).sort()).toEqual(['a', 'b', 'c']);
     expect(running.stats()).toMatchObject({ received: 3, deleted: 3, failed: 0 });
-    expect(await receiveAll(local.queues.accessChanges.url)).toEqual([]);
+    expect(await receiveAll(local.queues.offboarding.url)).toEqual([]);
   });
 
   it.each([
@@ -287,7 +295,7 @@ describe('startPoller', () => {
 
   it('lets a record failing every time land in the DLQ after maxReceiveCount, deleting the others', async () => {
     // Prepare
-    const refs = local.queues.accessChanges;
+    const refs = local.queues.offboarding;
     const fails = failBodies('poison');
     const { handler, seen } = recordingHandler(async (event) => itemFailures(event, fails));
     await sendEvents(local.client, local.queues, messagesFactory(['fine', 'poison']));
@@ -391,7 +399,7 @@ describe('startPoller', () => {
     const running = start({
       handler,
       maximumConcurrency: 1,
-      queue: { url: `${local.queues.accessChanges.url}-missing`, arn: local.queues.accessChanges.arn },
+      queue: { url: `${local.queues.offboarding.url}-missing`, arn: local.queues.offboarding.arn },
       logger,
       errorPauseMs: 20,
     });
@@ -399,7 +407,7 @@ describe('startPoller', () => {
     await running.stop();
 
     // Assess
-    expect(lines[0]).toMatchObject({ level: 'error', attributes: { functionName: 'sync', worker: 0 } });
+    expect(lines[0]).toMatchObject({ level: 'error', attributes: { functionName: 'offboard', worker: 0 } });
   });
 
   it('stop() cuts short the pause after an error', async () => {
@@ -409,7 +417,7 @@ describe('startPoller', () => {
     const running = start({
       handler,
       maximumConcurrency: 1,
-      queue: { url: `${local.queues.accessChanges.url}-missing`, arn: local.queues.accessChanges.arn },
+      queue: { url: `${local.queues.offboarding.url}-missing`, arn: local.queues.offboarding.arn },
       errorPauseMs: 60_000,
     });
     await waitUntil(() => running.stats().pollerErrors === 1);
@@ -427,7 +435,7 @@ describe('startPoller', () => {
     const starting = () =>
       startPoller({
         sqs: local.client,
-        queue: local.queues.accessChanges,
+        queue: local.queues.offboarding,
         functionName: 'sync',
         handler: async () => undefined,
         batchSize: 11,
@@ -437,6 +445,102 @@ describe('startPoller', () => {
 
     // Assess
     expect(starting).toThrow(/batchSize[\s\S]*maximumConcurrency/);
+  });
+
+  it.each([
+    [
+      'a batch above 10 on a FIFO queue',
+      { batchSize: 11 },
+      'offboarding',
+      /batchSize must be an integer from 1 to 10/,
+    ],
+    [
+      'a batching window on a FIFO queue',
+      { maximumBatchingWindowSeconds: 1 },
+      'offboarding',
+      /not supported for FIFO/,
+    ],
+    ['a batch above 10 without a window', { batchSize: 100 }, 'accessChanges', /at least 1/],
+    [
+      'a batch above 10,000',
+      { batchSize: 10_001, maximumBatchingWindowSeconds: 1 },
+      'accessChanges',
+      /1 to 10000/,
+    ],
+    [
+      'a window above 300 s',
+      { batchSize: 100, maximumBatchingWindowSeconds: 301 },
+      'accessChanges',
+      /0 to 300/,
+    ],
+  ] as const)('refuses %s, as Lambda does', (_name, overrides, queue, message) => {
+    // Act
+    const starting = () =>
+      startPoller({
+        sqs: local.client,
+        queue: local.queues[queue],
+        functionName: 'f',
+        handler: async () => undefined,
+        batchSize: 10,
+        maximumConcurrency: 1,
+        functionTimeoutMs: 1_000,
+        ...overrides,
+      });
+
+    // Assess
+    expect(starting).toThrow(message);
+  });
+
+  it('gathers a standard-queue batch through its window: 25 messages in one invocation, not three', async () => {
+    // Prepare
+    const { handler, seen } = recordingHandler(async () => undefined);
+    const sizes: number[] = [];
+    const bodies = Array.from({ length: 25 }, (_, index) => `windowed-${index}`);
+    await sendEvents(
+      local.client,
+      local.queues,
+      bodies.map((body) => ({
+        body,
+        groupId: 'unused',
+        dedupId: randomUUID(),
+        queue: 'accessChanges' as const,
+      })),
+    );
+
+    // Act
+    start({
+      queue: local.queues.accessChanges,
+      functionName: 'sync',
+      batchSize: 100,
+      maximumBatchingWindowSeconds: 1,
+      maximumConcurrency: 1,
+      handler: async (event, context) => {
+        sizes.push(event.Records.length);
+        return handler(event, context);
+      },
+    });
+    await waitUntil(() => seen.length === 25);
+
+    // Assess
+    expect(sizes).toEqual([25]);
+    expect(seen.map((item) => item.body).sort()).toEqual([...bodies].sort());
+  });
+
+  it('runs one function instance per poller when given one handler each', async () => {
+    // Prepare
+    const used: number[] = [];
+    const instances = [0, 1].map((instance) => async () => {
+      used.push(instance);
+      return undefined;
+    });
+    await sendEvents(local.client, local.queues, messagesFactory(['i-1', 'i-2', 'i-3', 'i-4']));
+
+    // Act
+    start({ handler: instances, maximumConcurrency: 2, batchSize: 1 });
+    await waitUntil(() => used.length === 4);
+
+    // Assess
+    expect(new Set(used)).toEqual(new Set([0, 1]));
   });
 
   it('stop() waits for the in-flight invocation and leaves no timer behind', async () => {

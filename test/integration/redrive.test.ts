@@ -151,7 +151,10 @@ describe('redrive against fauxqs', () => {
     // Assess
     expect(code).toBe(0);
     expect(out.join('')).toBe('redrive access-changes: 1 moved, 1 skipped, 0 failed\n');
-    expect(moved.map((message) => message.group)).toEqual(['group-6']);
+    // access-changes is a standard queue: the copy goes back without group or dedup id.
+    expect(moved.map((message) => [message.body, message.group, message.dedup])).toEqual([
+      [letterFactory(6, '').body, undefined, undefined],
+    ]);
   });
 });
 
@@ -192,13 +195,35 @@ const sizedLetter = (n: number, bytes: number): DeadLetter => ({
 });
 
 describe('dead letters of any size, on fauxqs', () => {
+  it('sends letters to a standard DLQ without group or dedup id, each with its reason', async () => {
+    // Prepare
+    await purge();
+    const queue = local.queues.accessChanges;
+    const sender = createDeadLetterSender({ sqs: local.client, queueUrl: queue.dlqUrl });
+
+    // Act
+    const result = await sender.send(
+      [letterFactory(201, 'SCHEMA'), letterFactory(202, 'UNKNOWN_USER')],
+      new Date(),
+    );
+    const received = await receiveAll(local.client, queue.dlqUrl);
+
+    // Assess
+    expect(result.failed).toEqual([]);
+    expect(received.map((message) => message.Attributes?.MessageGroupId)).toEqual([undefined, undefined]);
+    expect(received.map((message) => attributeOf(message, 'errorCode')).sort()).toEqual([
+      'SCHEMA',
+      'UNKNOWN_USER',
+    ]);
+  });
+
   beforeEach(async () => {
     await purge();
   });
 
   it('keeps every reason: large letters split into batches, an oversized body shortened with its hash', async () => {
-    // Prepare: five letters of 230 KB (over 1 MiB together) and one of 700 KB
-    const queue = local.queues.accessChanges;
+    // Prepare: five letters of 230 KB (over 1 MiB together) and one of 700 KB, to the FIFO DLQ
+    const queue = local.queues.offboarding;
     const sender = createDeadLetterSender({ sqs: local.client, queueUrl: queue.dlqUrl });
     const letters = [
       ...[101, 102, 103, 104, 105].map((n) => sizedLetter(n, 230_000)),

@@ -29,8 +29,10 @@ const execFileAsync = promisify(execFile);
 
 interface QueueSettings {
   name: string;
+  fifo: boolean;
   function: string;
   batchSize: number;
+  maximumBatchingWindowSeconds: number;
   maximumConcurrency: number;
   maxReceiveCount: number;
 }
@@ -154,9 +156,9 @@ const sourceQueues = (): [string, CfnResource][] =>
   resourcesOf('AWS::SQS::Queue').filter(([, queue]) => queue.Properties.RedrivePolicy !== undefined);
 const queueByName = (configName: string): [string, CfnResource] => {
   const found = sourceQueues().find(([, queue]) =>
-    String(queue.Properties.QueueName).endsWith(`-${configName}.fifo`),
+    new RegExp(`-${configName}(\\.fifo)?$`).test(String(queue.Properties.QueueName)),
   );
-  if (found === undefined) throw new Error(`no source queue named *-${configName}.fifo`);
+  if (found === undefined) throw new Error(`no source queue named *-${configName}`);
   return found;
 };
 const redriveOf = (queue: CfnResource) =>
@@ -199,19 +201,32 @@ afterAll(async () => {
 });
 
 describe('queues', () => {
-  it('declares two source queues and two DLQs, every one FIFO', () => {
+  it('declares access-changes and its DLQ standard, offboarding and its DLQ FIFO, as config/queues.json says', () => {
     // Act
     const queues = resourcesOf('AWS::SQS::Queue');
+    const fifoOf = (name: string) =>
+      queues.filter(([, queue]) => String(queue.Properties.QueueName).includes(`-${name}`));
 
     // Assess
     expect(queues).toHaveLength(4);
-    for (const [, queue] of queues) {
-      expect(queue.Properties.FifoQueue).toBe(true);
+    expect(queuesConfig.queues.accessChanges.fifo).toBe(false);
+    expect(queuesConfig.queues.offboarding.fifo).toBe(true);
+    for (const [, queue] of fifoOf('access-changes')) {
+      expect(queue.Properties.FifoQueue).toBeUndefined();
+      expect(String(queue.Properties.QueueName)).not.toMatch(/\.fifo$/);
+    }
+    for (const [, queue] of fifoOf('offboarding')) {
+      expect(queue.Properties).toMatchObject({
+        FifoQueue: true,
+        ContentBasedDeduplication: false,
+        DeduplicationScope: 'messageGroup',
+        FifoThroughputLimit: 'perMessageGroupId',
+      });
       expect(String(queue.Properties.QueueName)).toMatch(/\.fifo$/);
     }
   });
 
-  it.each(['accessChanges', 'offboarding'] as const)('%s redrives to its own FIFO DLQ', (key) => {
+  it.each(['accessChanges', 'offboarding'] as const)('%s redrives to its own DLQ of the same kind', (key) => {
     // Prepare
     const settings = queuesConfig.queues[key];
     const [logicalId, queue] = queueByName(settings.name);
@@ -225,9 +240,11 @@ describe('queues', () => {
     expect(redrive.maxReceiveCount).toBe(settings.maxReceiveCount);
     expect(redrive.maxReceiveCount).toBeGreaterThanOrEqual(5);
     expect(dlqId).not.toBe(logicalId);
-    expect(dlq.Properties.FifoQueue).toBe(true);
+    expect(dlq.Properties.FifoQueue).toBe(settings.fifo ? true : undefined);
     expect(dlq.Properties.RedrivePolicy).toBeUndefined();
-    expect(String(dlq.Properties.QueueName)).toMatch(new RegExp(`-${settings.name}-dlq\\.fifo$`));
+    expect(String(dlq.Properties.QueueName)).toMatch(
+      new RegExp(`-${settings.name}-dlq${settings.fifo ? '\\.fifo' : ''}$`),
+    );
   });
 
   it('gives each source queue a DLQ of its own', () => {
@@ -239,9 +256,6 @@ describe('queues', () => {
   });
 
   it.each([
-    ['ContentBasedDeduplication', false],
-    ['DeduplicationScope', 'messageGroup'],
-    ['FifoThroughputLimit', 'perMessageGroupId'],
     ['SqsManagedSseEnabled', true],
     ['MessageRetentionPeriod', 14 * 24 * 60 * 60],
   ])('sets %s to %s on every queue', (property, expected) => {
@@ -340,6 +354,13 @@ describe('event source mappings', () => {
       expect(properties?.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
       expect(properties?.ScalingConfig).toEqual({ MaximumConcurrency: settings.maximumConcurrency });
       expect(properties?.BatchSize).toBe(settings.batchSize);
+      // A batching window only where Lambda allows one (standard queues), and then at least 1 s
+      // for a batch above 10.
+      if (settings.fifo) expect(properties?.MaximumBatchingWindowInSeconds ?? 0).toBe(0);
+      else {
+        expect(properties?.MaximumBatchingWindowInSeconds).toBe(settings.maximumBatchingWindowSeconds);
+        expect(settings.batchSize <= 10 || settings.maximumBatchingWindowSeconds >= 1).toBe(true);
+      }
       expect(properties?.Enabled).toBe(true);
     },
   );

@@ -23,12 +23,12 @@ import {
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const eventsDir = join(root, 'events');
 const queuesConfig = JSON.parse(readFileSync(join(root, 'config', 'queues.json'), 'utf8')) as {
-  queues: Record<'accessChanges' | 'offboarding', { name: string }>;
+  queues: Record<'accessChanges' | 'offboarding', { name: string; fifo: boolean }>;
 };
 
 /** The queues of the `dev` stage of serverless.yml in the default region, placeholder account. */
 const queueArnOf = (queue: 'accessChanges' | 'offboarding'): string =>
-  `arn:aws:sqs:eu-west-1:123456789012:swr-access-sync-dev-${queuesConfig.queues[queue].name}.fifo`;
+  `arn:aws:sqs:eu-west-1:123456789012:swr-access-sync-dev-${queuesConfig.queues[queue].name}${queuesConfig.queues[queue].fifo ? '.fifo' : ''}`;
 
 const bodyText = (file: string): string =>
   JSON.stringify(JSON.parse(readFileSync(join(eventsDir, 'bodies', file), 'utf8')));
@@ -51,7 +51,9 @@ const recordOf = (
   } catch {
     // Not JSON: the fixed group and the body hash stand.
   }
-  return sqsRecordFactory({ body, groupId, dedupId, queueArn: queueArnOf(queue), ...extra });
+  // A standard queue (access-changes) has neither.
+  const ids = queuesConfig.queues[queue].fifo ? { groupId, dedupId } : {};
+  return sqsRecordFactory({ body, ...ids, queueArn: queueArnOf(queue), ...extra });
 };
 
 /** Every committed Lambda event: file name -> how it is built. */
@@ -85,7 +87,8 @@ const sampleEvents: Record<string, () => SQSEvent> = {
     ),
 };
 
-const queueArn = queueArnOf('accessChanges');
+// The FIFO queue: its records carry a group, a dedup id and a sequence number.
+const queueArn = queueArnOf('offboarding');
 const inputFactory = (overrides: Partial<SqsRecordInput> = {}): SqsRecordInput => ({
   body: bodyText('membership-added.json'),
   groupId: 'a11ce000000000000000000000000001',
@@ -307,8 +310,13 @@ describe('sqsRecordFactory', () => {
   });
 
   it.each([
-    ['a standard queue ARN', { queueArn: 'arn:aws:sqs:eu-west-1:123456789012:standard' }, /FIFO queue/],
-    ['a malformed ARN', { queueArn: 'access-changes.fifo' }, /FIFO queue/],
+    [
+      'a group id on a standard queue',
+      { queueArn: 'arn:aws:sqs:eu-west-1:123456789012:standard' },
+      /standard queue has no message group/,
+    ],
+    ['a malformed ARN', { queueArn: 'access-changes.fifo' }, /ARN of an SQS queue/],
+    ['a FIFO record without a group', { groupId: undefined }, /groupId/],
     ['a group id with a space', { groupId: 'alice smith' }, /groupId/],
     ['an empty group id', { groupId: '' }, /groupId/],
     ['a 129-character dedup id', { dedupId: 'x'.repeat(129) }, /dedupId/],
@@ -322,6 +330,34 @@ describe('sqsRecordFactory', () => {
     // Assess
     expect(build).toThrow(SqsEventBuildError);
     expect(build).toThrow(message);
+  });
+});
+
+describe('sqsRecordFactory on a standard queue', () => {
+  it('builds a record without group, deduplication id or sequence number', () => {
+    // Act
+    const record = sqsRecordFactory({
+      body: bodyText('membership-added.json'),
+      queueArn: queueArnOf('accessChanges'),
+    });
+
+    // Assess
+    expect(record.eventSourceARN).toBe(queueArnOf('accessChanges'));
+    expect(record.attributes).not.toHaveProperty('MessageGroupId');
+    expect(record.attributes).not.toHaveProperty('MessageDeduplicationId');
+    expect(record.attributes).not.toHaveProperty('SequenceNumber');
+  });
+
+  it('wraps a batch above 10, as a standard queue with a batching window delivers it, up to 10,000', () => {
+    // Prepare
+    const standard = (count: number) =>
+      Array.from({ length: count }, (_, index) =>
+        sqsRecordFactory({ body: `{"n":${index}}`, queueArn: queueArnOf('accessChanges') }),
+      );
+
+    // Act + Assess
+    expect(sqsEventOf(standard(1000)).Records).toHaveLength(1000);
+    expect(() => sqsEventOf(standard(10_001))).toThrow(/at most 10000/);
   });
 });
 
@@ -345,7 +381,7 @@ describe('sqsEventOf', () => {
     ['11 records', () => recordsFactory(11), /at most 10/],
     [
       'records of two queues',
-      () => [...recordsFactory(1), sqsRecordFactory(inputFactory({ queueArn: queueArnOf('offboarding') }))],
+      () => [...recordsFactory(1), sqsRecordFactory({ body: '{}', queueArn: queueArnOf('accessChanges') })],
       /same queue/,
     ],
     ['one message twice', () => [...recordsFactory(1), ...recordsFactory(1)], /at most once/],
