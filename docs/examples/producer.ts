@@ -3,7 +3,7 @@
  * to swr-access-sync (docs/go-live.md, "The producer contract"). Copy it, or do the same in your
  * language: the rules are in `toSqsMessage`.
  *
- *   ACCESS_CHANGES_QUEUE_URL=https://sqs.eu-west-1.amazonaws.com/123456789012/swr-access-sync-prod-access-changes.fifo \
+ *   ACCESS_CHANGES_QUEUE_URL=https://sqs.eu-west-1.amazonaws.com/123456789012/swr-access-sync-prod-access-changes \
  *   OFFBOARDING_QUEUE_URL=https://sqs.eu-west-1.amazonaws.com/123456789012/swr-access-sync-prod-offboarding.fifo \
  *   npx tsx docs/examples/producer.ts event.json
  *
@@ -43,11 +43,12 @@ const sqsIdPattern = /^[\x21-\x7e]{1,128}$/;
  * The contract, as code:
  * - queue: `user.offboarded` on the offboarding queue (never stuck behind a reorganisation);
  *   every other type on access-changes;
- * - MessageGroupId: the user's IAM user id, always. FIFO order holds within a group only: a
- *   user's events must share one group, and a name can change or be reused, so an event that
- *   carries only a name is refused here (look the id up first);
- * - MessageDeduplicationId: the event id, so a resend of the same event is dropped by SQS (an id
- *   SQS cannot take as it is goes as its SHA-256, the same id always giving the same hash);
+ * - the user: by IAM user id, always (a name can change or be reused; look the id up first);
+ * - on the offboarding queue (FIFO): MessageGroupId = that id (FIFO order holds within a group
+ *   only), MessageDeduplicationId = the event id, so a resend is dropped by SQS (an id SQS cannot
+ *   take as it is goes as its SHA-256, the same id always giving the same hash);
+ * - on access-changes (a standard queue: large batches, order from the facts' instants): neither;
+ *   a resend is harmless, the store takes it as the same fact;
  * - body: the event as JSON, unchanged.
  *
  * @example toSqsMessage({ id: 'hr-1', type: 'user.offboarded', user: { id: 'fb3f…' }, … }).queue // 'offboarding'
@@ -80,12 +81,14 @@ const sendEvent = async (
   event: Record<string, unknown>,
 ): Promise<{ queue: keyof QueueUrls; messageId: string | undefined }> => {
   const message = toSqsMessage(event);
+  const url = urls[message.queue];
+  // Group and deduplication ids exist on FIFO queues only (a standard queue refuses a dedup id).
+  const fifo = url.endsWith('.fifo');
   const answer = await sqs.send(
     new SendMessageCommand({
-      QueueUrl: urls[message.queue],
+      QueueUrl: url,
       MessageBody: message.body,
-      MessageGroupId: message.groupId,
-      MessageDeduplicationId: message.dedupId,
+      ...(fifo ? { MessageGroupId: message.groupId, MessageDeduplicationId: message.dedupId } : {}),
     }),
   );
   return { queue: message.queue, messageId: answer.MessageId };

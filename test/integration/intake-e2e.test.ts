@@ -222,6 +222,9 @@ describe('Okta Event Hooks', () => {
   });
 
   it('applies a membership delivery once, however often Okta delivers it', async () => {
+    // access-changes is a standard queue: both copies reach the handlers, and the store takes the
+    // second as the same fact. Two instances working at once may both send the grant; SWR then
+    // holds it once, and the audit trail may say "grant" twice for the same target.
     // Prepare
     const delivery = sample('okta-hook-membership-add.json');
     const before = telemetry.lines.filter(
@@ -236,10 +239,10 @@ describe('Okta Event Hooks', () => {
     // Assess
     expect([first.status, copy.status]).toEqual([204, 204]);
     expect(await shown(sampleUsers.hook.name)).toEqual(dataGrants);
-    const grants = telemetry.lines.filter(
-      (line) => line.audit === true && line.userName === sampleUsers.hook.name,
-    );
-    expect(grants.length - before).toBe(2);
+    const grants = telemetry.lines
+      .filter((line) => line.audit === true && line.userName === sampleUsers.hook.name)
+      .slice(before);
+    expect(new Set(grants.map((line) => String(line.target))).size).toBe(2);
   });
 
   it('orders events by published, not by arrival', async () => {

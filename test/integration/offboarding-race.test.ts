@@ -289,14 +289,14 @@ describe('no grant survives offboarding: the real handlers invoked concurrently'
         bodies.map((body) =>
           sqsRecordFactory({
             body: JSON.stringify(body),
-            groupId: user.id,
-            dedupId: body.id,
+            // Group and dedup ids on the FIFO queue (offboarding) only.
+            ...(sqs.queues[queue].fifo ? { groupId: user.id, dedupId: body.id } : {}),
             queueArn: sqs.queues[queue].arn,
             receiveCount,
           }),
         ),
       );
-    // As Lambda does: a FIFO group's messages in order, the failed ones delivered again.
+    // As Lambda does: the batch's messages, the failed ones delivered again.
     const invokeUntilDone = async (
       functionName: 'sync' | 'offboard',
       queue: 'accessChanges' | 'offboarding',

@@ -136,13 +136,11 @@ describe('npm start -- --serve', () => {
       'AWS_SECRET_ACCESS_KEY',
     ])
       expect(env[name], name).toBeTruthy();
-    for (const name of [
-      'ACCESS_CHANGES_QUEUE_URL',
-      'OFFBOARDING_QUEUE_URL',
-      'ACCESS_CHANGES_DLQ_URL',
-      'OFFBOARDING_DLQ_URL',
-    ])
-      expect(env[name]).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/\d{12}\/[a-z-]+\.fifo$/);
+    // access-changes and its DLQ are standard queues, offboarding and its DLQ FIFO.
+    for (const name of ['ACCESS_CHANGES_QUEUE_URL', 'ACCESS_CHANGES_DLQ_URL'])
+      expect(env[name]).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/\d{12}\/access-changes(-dlq)?$/);
+    for (const name of ['OFFBOARDING_QUEUE_URL', 'OFFBOARDING_DLQ_URL'])
+      expect(env[name]).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/\d{12}\/offboarding(-dlq)?\.fifo$/);
     // Secrets go to the file, never to the terminal.
     expect(output).not.toContain(env.INTAKE_SCIM_TOKEN);
     expect(output).not.toContain(env.OKTA_HOOK_SECRET);

@@ -11,6 +11,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { SQSEvent } from 'aws-lambda';
+import queuesConfig from '../../config/queues.json' with { type: 'json' };
 import type { AuthLevel, PeopleEvent, Policy } from '../../lib/domain.ts';
 import { targetKey } from '../../lib/domain.ts';
 import type { InvocationReport } from '../../lib/local/poller.ts';
@@ -179,13 +180,19 @@ const generateChaosMessages = (options: GenerateOptions): ChaosPlan => {
     messages.push(message);
     good.push(message);
   }
-  const distinct = new Set(messages.map((message) => `${message.queue}\n${message.dedupId}`)).size;
-  return { messages, distinct };
+  // A FIFO queue keeps one message per deduplication id; a standard queue keeps every send.
+  const kept = messages.map((message, index) =>
+    queuesConfig.queues[message.queue].fifo
+      ? `${message.queue}\n${message.dedupId}`
+      : `${message.queue}\n#${index}`,
+  );
+  return { messages, distinct: new Set(kept).size };
 };
 
 /**
  * Sends the messages in order (per queue, batches of 10) and returns the SQS message id of each
- * distinct one: a resend within the deduplication window answers with the original id.
+ * distinct one: on the FIFO queue a resend within the deduplication window answers with the
+ * original id; the standard queue gives every send an id of its own.
  */
 const sendChaosMessages = async (
   sqs: SQSClient,
@@ -205,8 +212,10 @@ const sendChaosMessages = async (
         Entries: chunk.map((message, index) => ({
           Id: String(index),
           MessageBody: message.body,
-          MessageGroupId: message.groupId,
-          MessageDeduplicationId: message.dedupId,
+          // Group and dedup ids on the FIFO queue only; a standard queue keeps every send.
+          ...(queuesConfig.queues[queue].fifo
+            ? { MessageGroupId: message.groupId, MessageDeduplicationId: message.dedupId }
+            : {}),
         })),
       }),
     );

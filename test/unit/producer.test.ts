@@ -256,12 +256,12 @@ describe('fifo flags and validation', () => {
     expect(flags).toEqual(expected);
   });
 
-  it('reads both queues of config/queues.json as FIFO', () => {
+  it('reads config/queues.json: access-changes standard, offboarding FIFO', () => {
     // Act
     const flags = fifoFlags();
 
     // Assess
-    expect(flags).toEqual({ accessChanges: true, offboarding: true });
+    expect(flags).toEqual({ accessChanges: false, offboarding: true });
   });
 
   it('validates like the handlers parse a body, with the position of each problem', () => {
