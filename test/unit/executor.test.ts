@@ -341,3 +341,110 @@ describe('execute: dry run', () => {
     expect(result.applied).toEqual([]);
   });
 });
+
+/** A FakeSwr whose SWR refuses a whole POST (400 4001067) when it carries a user IAM does not know. */
+class RefusingSwr extends FakeSwr {
+  constructor(private readonly unknown: string) {
+    super();
+  }
+
+  override async grant(...args: Parameters<FakeSwr['grant']>): Promise<void> {
+    const [target, users] = args;
+    if (users.some((user) => user.user_id === this.unknown)) {
+      this.calls.push({ method: 'grant', target: targetKey(target), users, options: args[2] });
+      throw new SyncError(`400 SVCSTG.SWR.4001067: unknown user ${this.unknown}`, {
+        code: 'SVCSTG.SWR.4001067',
+        retryable: false,
+        target: targetKey(target),
+      });
+    }
+    return super.grant(...args);
+  }
+}
+
+describe('execute: a call SWR refuses because of one entry', () => {
+  it('is split until the bad entry fails alone; every other user of the call is granted', async () => {
+    // Prepare: five users join `pair`; SWR refuses user 3 on every POST that carries them.
+    const users = [1, 2, 3, 4, 5].map((id) => batchUserFactory({ id, after: { pair: true } }));
+    const work = planFor(users, emptyActual(['data/one', 'data/two']));
+    const swr = new RefusingSwr(userId(3));
+
+    // Act
+    const result = await execute(work, { swr }, { concurrency: 2 });
+
+    // Assess
+    const statuses = Object.fromEntries([...result.perMessage].map(([id, r]) => [id, r.status]));
+    expect(statuses).toEqual({
+      'm-1': 'applied',
+      'm-2': 'applied',
+      'm-3': 'permanent',
+      'm-4': 'applied',
+      'm-5': 'applied',
+    });
+    for (const target of ['data/one', 'data/two'])
+      expect([...(swr.state.get(target)?.keys() ?? [])].sort()).toEqual([1, 2, 4, 5].map(userId));
+    // log2(5) rounded up: at most 4 calls per target carry the bad user.
+    const refused = swr.calls.filter((call) =>
+      (call.users as Array<{ user_id: string }>).some((u) => u.user_id === userId(3)),
+    );
+    expect(refused.length).toBeLessThanOrEqual(8);
+    expect(result.perMessage.get('m-3')).toMatchObject({ error: { code: 'SVCSTG.SWR.4001067' } });
+  });
+
+  it('is not split for a failure of the target itself (a repository that does not exist)', async () => {
+    // Prepare
+    const users = [1, 2].map((id) => batchUserFactory({ id, after: { pair: true } }));
+    const work = planFor(users, emptyActual(['data/one', 'data/two']));
+    const swr = new FakeSwr().failTarget(
+      'data/one',
+      new SyncError('no such repository', {
+        code: 'SVCSTG.SWR.4040010',
+        retryable: false,
+        target: 'data/one',
+      }),
+    );
+
+    // Act
+    const result = await execute(work, { swr }, { concurrency: 2 });
+
+    // Assess
+    expect(swr.calls.filter((call) => call.target === 'data/one')).toHaveLength(1);
+    expect(result.perMessage.get('m-1')?.status).toBe('permanent');
+  });
+});
+
+describe('execute: what a plan leaves out', () => {
+  it('fails alone, permanently, a user the planner left out because SWR would refuse their name', async () => {
+    // Prepare
+    const bad = {
+      ...batchUserFactory({ id: 9, after: { pair: true } }),
+      userName: 'name with trailing space ',
+    };
+    const work = planFor(
+      [batchUserFactory({ id: 1, after: { pair: true } }), bad],
+      emptyActual(['data/one', 'data/two']),
+    );
+
+    // Act
+    const result = await execute(work, { swr: new FakeSwr() }, { concurrency: 2 });
+
+    // Assess
+    expect(work.rejected.map((entry) => entry.userId)).toEqual([userId(9), userId(9)]);
+    expect(result.perMessage.get('m-1')).toEqual({ status: 'applied' });
+    expect(result.perMessage.get('m-9')).toMatchObject({
+      status: 'permanent',
+      error: { code: ErrorCodes.invalidName },
+    });
+  });
+
+  it('counts a message that needed an unread target as failed in a dry run too', async () => {
+    // Prepare: data/two could not be read.
+    const work = planFor([batchUserFactory({ id: 1, after: { pair: true } })], emptyActual(['data/one']));
+
+    // Act
+    const result = await execute(work, { swr: new FakeSwr() }, { concurrency: 2, dryRun: true });
+
+    // Assess
+    expect(result.perMessage.get('m-1')).toMatchObject({ status: 'retryable' });
+  });
+});

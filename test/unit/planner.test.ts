@@ -462,3 +462,123 @@ describe('touchedTargets', () => {
     expect(targets.map(targetKey)).toEqual(namespacesFirst);
   });
 });
+
+describe('plan: why each change (the audit trail answers "why")', () => {
+  const reasonOf = (result: Plan) =>
+    result.calls.flatMap((call) => call.changes.map((change) => change.reason));
+
+  it.each<{ name: string; user: BatchUser; actual: Record<string, Record<number, PermissionName>>; expected: unknown }>([
+    {
+      name: 'events of the batch, with their types',
+      user: {
+        ...batchUserFactory({ id: 1, after: { data: true } }),
+        eventTypes: { 'e-1': 'membership.added' as const },
+      },
+      actual: { 'data/etl/jobs': {} },
+      expected: { kind: 'events', detail: 'event e-1 (membership.added)' },
+    },
+    {
+      name: 'an offboarding',
+      user: batchUserFactory({
+        id: 1,
+        before: { data: true },
+        after: { data: false },
+        offboardedAt: '2026-11-20T09:00:00Z',
+      }),
+      actual: { 'data/etl/jobs': { 1: 'write' } },
+      expected: { kind: 'offboarding', detail: 'offboarded at 2026-11-20T09:00:00Z' },
+    },
+    {
+      name: 'a membership that expired',
+      user: {
+        ...batchUserFactory({ id: 1, before: { data: true }, after: { data: false } }),
+        expiredTeams: { data: '2026-11-20T09:30:00Z' },
+      },
+      actual: { 'data/etl/jobs': { 1: 'write' } },
+      expected: { kind: 'expiry', detail: 'membership of team data expired at 2026-11-20T09:30:00Z' },
+    },
+    {
+      name: 'a grant no team of a known user gives (reconcile)',
+      user: {
+        ...batchUserFactory({ id: 1, after: { data: true }, eventIds: [] }),
+        extraTargets: [{ kind: 'namespace' as const, namespace: 'tools' }],
+      },
+      actual: { 'data/etl/jobs': { 1: 'write' }, tools: { 1: 'read' } },
+      expected: {
+        kind: 'not-in-policy',
+        detail: 'no team of the user gives this target in the policy (SWR had read)',
+      },
+    },
+    {
+      name: 'drift: SWR lacks what the teams give (reconcile)',
+      user: batchUserFactory({ id: 1, after: { data: true }, eventIds: [] }),
+      actual: { 'data/etl/jobs': {} },
+      expected: { kind: 'drift', detail: "the user's teams give write here; SWR had none" },
+    },
+    {
+      name: 'a stranger on an exclusive target (reconcile)',
+      user: {
+        ...batchUserFactory({ id: 1, after: {}, eventIds: [] }),
+        unknownHolder: true,
+        extraTargets: [{ kind: 'namespace' as const, namespace: 'tools' }],
+      },
+      actual: { tools: { 1: 'read' } },
+      expected: {
+        kind: 'hand-made-on-exclusive',
+        detail: 'a grant made by hand on an exclusive target, to a user the service does not know',
+      },
+    },
+  ])('$name', ({ user, actual, expected }) => {
+    // Act
+    const result = plan({ users: [user], policy, actual: actualFactory(actual), now });
+
+    // Assess
+    expect(reasonOf(result)).toEqual([expected]);
+  });
+
+  it('leaves out a user whose name SWR would refuse for a grant, but still revokes them by id', () => {
+    // Prepare
+    const joining = { ...batchUserFactory({ id: 1, after: { data: true } }), userName: ' padded' };
+    const leaving = {
+      ...batchUserFactory({ id: 2, before: { data: true }, after: { data: false } }),
+      userName: ' padded',
+    };
+
+    // Act
+    const result = plan({
+      users: [joining, leaving],
+      policy,
+      actual: actualFactory({ 'data/etl/jobs': { 2: 'write' } }),
+      now,
+    });
+
+    // Assess
+    expect(result.rejected).toEqual([
+      {
+        userId: userId(1),
+        target: { kind: 'repo', namespace: 'data', repository: 'etl/jobs' },
+        messageIds: ['m-1'],
+        rule: 'must not start or end with whitespace',
+      },
+    ]);
+    expect(summarize(result)).toEqual(['revoke data/etl/jobs 2']);
+  });
+
+  it('plans only the targets in its scope', () => {
+    // Prepare
+    const user = batchUserFactory({ id: 1, after: { platform: true } });
+
+    // Act
+    const result = plan({
+      users: [user],
+      policy,
+      actual: actualFactory({ 'core/api/server': {}, tools: {} }),
+      now,
+      scope: new Set(['tools']),
+    });
+
+    // Assess
+    expect(summarize(result)).toEqual(['grant tools 1:1']);
+    expect(result.skipped).toEqual([]);
+  });
+});
