@@ -72,16 +72,28 @@ const applyStage = async (
     deps.metrics.count(MetricNames.replans, result.replanned);
     deps.log.info('store moved during the batch; planned again', { users: result.replanned });
   }
-  logFailedCalls(result.calls, deps.log);
-  countCalls(result.calls, deps.metrics);
-  const changes = auditRecordsOf(result.calls, {
+  return { changes: accountFor(result.calls, recorded, deps, settings), reads: result.reads };
+};
+
+/**
+ * What the calls of a stage leave behind: a log record for each failed call (with the events it
+ * blocked), the metrics, and the audit records of what was done (or, in a dry run, planned).
+ */
+const accountFor = (
+  calls: readonly CallResult[],
+  recorded: RecordedBatch,
+  deps: PipelineDeps,
+  settings: PipelineSettings,
+): AuditRecord[] => {
+  logFailedCalls(calls, deps.log);
+  countCalls(calls, deps.metrics);
+  return auditRecordsOf(calls, {
     actor: settings.actor,
     dryRun: settings.dryRun,
     at: deps.now(),
     sources: recorded.sources,
   });
-  return { changes, reads: result.reads };
 };
 
 export type { AppliedBatch };
-export { applyStage, logFailedCalls };
+export { accountFor, applyStage };

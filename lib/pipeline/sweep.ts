@@ -4,13 +4,12 @@
  * `lib/offboarding/sweep.ts`). A user whose sweep is not finished keeps their messages unsettled.
  */
 
-import { auditRecordsOf, countCalls } from '../converge/audit.ts';
 import { isTombstoned } from '../core/desired.ts';
 import type { AuditRecord } from '../observability.ts';
 import { createMemorySweepProgress } from '../offboarding/progress.ts';
 import { type OffboardingProof, sweepOffboarded } from '../offboarding/sweep.ts';
 import type { TargetReads } from '../read-targets.ts';
-import { logFailedCalls } from './apply.ts';
+import { accountFor } from './apply.ts';
 import type { BatchState } from './batch-state.ts';
 import type { RecordedBatch } from './record.ts';
 import type { PipelineDeps, PipelineSettings } from './types.ts';
@@ -57,15 +56,7 @@ const sweepStage = async (
       for (const messageId of user.messageIds) batch.fail(messageId, outcome.error);
   }
   for (const proof of swept.proofs) deps.log.info('offboarding proven', { ...proof, proof: true });
-  logFailedCalls(swept.calls, deps.log);
-  countCalls(swept.calls, deps.metrics);
-  const changes = auditRecordsOf(swept.calls, {
-    actor: settings.actor,
-    dryRun: settings.dryRun,
-    at: deps.now(),
-    sources: recorded.sources,
-  });
-  return { changes, proofs: swept.proofs };
+  return { changes: accountFor(swept.calls, recorded, deps, settings), proofs: swept.proofs };
 };
 
 export { sweepStage };

@@ -10,7 +10,6 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { CliIo } from '../../lib/cli/io.ts';
 import { main } from '../../lib/cli/main.ts';
 import { loadPolicyFile } from '../../lib/core/policy.ts';
-import type { DeadLetter, DeadLetterSender } from '../../lib/dlq.ts';
 import type { Policy, UserDirectoryPort } from '../../lib/domain.ts';
 import { simulatorServices } from '../../lib/local/sim-services.ts';
 import { createMemoryTelemetry } from '../../lib/observability.ts';
@@ -24,6 +23,7 @@ import {
 import { loadSeed, type Simulator, type SimulatorSeed, startSimulator } from '../../lib/sim/index.ts';
 import { createMemoryStore } from '../../lib/store/index.ts';
 import type { SwrServices } from '../../lib/swr/index.ts';
+import { memoryDlq } from '../support/memory-dlq.ts';
 
 const users = {
   alice: 'a11ce000000000000000000000000001',
@@ -38,17 +38,6 @@ let policy: Policy;
 beforeAll(async () => {
   policy = await loadPolicyFile(policyFile);
 });
-
-const memoryDlq = (): DeadLetterSender & { letters: DeadLetter[] } => {
-  const letters: DeadLetter[] = [];
-  return {
-    letters,
-    send: async (batch) => {
-      letters.push(...batch);
-      return { sent: batch.map((letter) => letter.messageId), failed: [] };
-    },
-  };
-};
 
 interface Harness {
   sim: Simulator;

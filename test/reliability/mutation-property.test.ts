@@ -16,7 +16,6 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPolicyFile } from '../../lib/core/policy.ts';
-import type { DeadLetter, DeadLetterSender } from '../../lib/dlq.ts';
 import type { AuthLevel, Policy, UserRecord } from '../../lib/domain.ts';
 import { createMemoryTelemetry } from '../../lib/observability.ts';
 import { createMemorySweepProgress } from '../../lib/offboarding/progress.ts';
@@ -25,6 +24,7 @@ import { loadSeed, type Simulator, startSimulator } from '../../lib/sim/index.ts
 import { createMemoryStore } from '../../lib/store/index.ts';
 import { createSwrServices } from '../../lib/swr/index.ts';
 import { type GarblingProxy, startGarblingProxy } from '../support/garbling-proxy.ts';
+import { memoryDlq } from '../support/memory-dlq.ts';
 
 const soak = process.env.SOAK === '1';
 const runs = soak ? 300 : 60;
@@ -136,17 +136,6 @@ interface Pending {
   userId: string;
   type: GeneratedEvent['type'];
 }
-
-const memoryDlq = (): DeadLetterSender & { letters: DeadLetter[] } => {
-  const letters: DeadLetter[] = [];
-  return {
-    letters,
-    send: async (batch) => {
-      letters.push(...batch);
-      return { sent: batch.map((letter) => letter.messageId), failed: [] };
-    },
-  };
-};
 
 interface Scenario {
   dice: number;

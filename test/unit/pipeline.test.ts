@@ -2,7 +2,7 @@ import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { createDeadLetterSender, type DeadLetter, type DeadLetterSender } from '../../lib/dlq.ts';
+import { createDeadLetterSender } from '../../lib/dlq.ts';
 import type { UserDirectoryPort } from '../../lib/domain.ts';
 import { ErrorCodes, SyncError } from '../../lib/errors.ts';
 import { createLambdaContext } from '../../lib/local/lambda-context.ts';
@@ -13,6 +13,7 @@ import { handleSqsEvent, type QueueRuntime } from '../../lib/sqs-handler.ts';
 import { createMemoryStore } from '../../lib/store/index.ts';
 import { policyFactory, userId } from '../support/factories.ts';
 import { FakeSwr } from '../support/fake-swr.ts';
+import { memoryDlq } from '../support/memory-dlq.ts';
 
 const now = new Date('2026-11-23T10:00:00Z');
 const policy = policyFactory({
@@ -21,20 +22,6 @@ const policy = policyFactory({
 const directory: UserDirectoryPort = {
   findById: async (id) => ({ id, name: `user-${id.slice(-2)}` }),
   findByName: async () => undefined,
-};
-
-/** A DLQ sender that keeps letters, or fails every send. */
-const memoryDlq = (fail = false): DeadLetterSender & { letters: DeadLetter[] } => {
-  const letters: DeadLetter[] = [];
-  return {
-    letters,
-    send: async (batch) => {
-      if (fail)
-        return { sent: [], failed: batch.map((letter) => ({ messageId: letter.messageId, reason: 'down' })) };
-      letters.push(...batch);
-      return { sent: batch.map((letter) => letter.messageId), failed: [] };
-    },
-  };
 };
 
 const join = (n: number, team: string, id = `ev-${n}-${team}`) =>

@@ -467,7 +467,12 @@ describe('plan: why each change (the audit trail answers "why")', () => {
   const reasonOf = (result: Plan) =>
     result.calls.flatMap((call) => call.changes.map((change) => change.reason));
 
-  it.each<{ name: string; user: BatchUser; actual: Record<string, Record<number, PermissionName>>; expected: unknown }>([
+  it.each<{
+    name: string;
+    user: BatchUser;
+    actual: Record<string, Record<number, PermissionName>>;
+    expected: unknown;
+  }>([
     {
       name: 'events of the batch, with their types',
       user: {
