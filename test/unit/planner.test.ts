@@ -275,7 +275,7 @@ describe('plan', () => {
         messageIds: ['m-a', 'm-b'],
         changes: [
           {
-            reason: { kind: 'events', detail: 'event e-1 (event), e-2 (event)' },
+            reason: { kind: 'events', detail: 'e-1 (event), e-2 (event)' },
             target: { kind: 'repo', namespace: 'core', repository: 'api/server' },
             action: 'change',
             userId: userId(1),
@@ -480,7 +480,7 @@ describe('plan: why each change (the audit trail answers "why")', () => {
         eventTypes: { 'e-1': 'membership.added' as const },
       },
       actual: { 'data/etl/jobs': {} },
-      expected: { kind: 'events', detail: 'event e-1 (membership.added)' },
+      expected: { kind: 'events', detail: 'e-1 (membership.added)' },
     },
     {
       name: 'an offboarding',
