@@ -73,6 +73,8 @@ interface UserDirectoryPort {
   /** `undefined` when IAM answers that no such user exists. Throws when IAM cannot be read. */
   findById(userId: string, options?: CallOptions): Promise<IamUser | undefined>;
   findByName(userName: string, options?: CallOptions): Promise<IamUser | undefined>;
+  /** Forgets what is cached about a user, so that the next look-up asks IAM. */
+  forget?(userId: string): void;
 }
 
 /** The user an event names: its IAM id, its IAM name, or both (at least one). */

@@ -236,8 +236,7 @@ const reasonOf = (
       kind: ChangeReasons.expiry,
       detail: expired.map(([team, at]) => `membership of team ${team} expired at ${at}`).join('; '),
     };
-  if (user.eventIds.length > 0)
-    return { kind: ChangeReasons.events, detail: describeEvents(user) };
+  if (user.eventIds.length > 0) return { kind: ChangeReasons.events, detail: describeEvents(user) };
   if (lowering && !Object.keys(user.after.teams).some((team) => teamGives(policy, team, key)))
     return {
       kind: ChangeReasons.notInPolicy,

@@ -9,6 +9,7 @@ import { converge } from '../converge/converge.ts';
 import type { CallResult } from '../core/executor.ts';
 import { type BatchUser, knownTargets } from '../core/planner.ts';
 import { targetKey } from '../domain.ts';
+import { SyncError } from '../errors.ts';
 import { type AuditRecord, type Log, MetricNames } from '../observability.ts';
 import type { TargetReads } from '../read-targets.ts';
 import type { BatchState } from './batch-state.ts';
@@ -39,6 +40,42 @@ const logFailedCalls = (calls: readonly CallResult[], log: Log): void => {
   }
 };
 
+/** SWR's code for a user name it refuses (4001066): also what it answers for a name IAM changed. */
+const refusedUserName = 'SVCSTG.SWR.4001066';
+
+/**
+ * A grant SWR refused for the user's name alone may be a rename in IAM that the look-up cache has
+ * not seen yet: the cached identity is forgotten and the message retried, so the next delivery
+ * asks IAM again (on the queue's last receive it is dead-lettered with the reason, as any retry).
+ */
+const staleNameRetried = (
+  messageId: string,
+  error: SyncError,
+  calls: readonly CallResult[],
+  deps: PipelineDeps,
+): SyncError => {
+  if (error.code !== refusedUserName) return error;
+  const refused = calls.find(
+    (result) =>
+      result.outcome === 'failed' &&
+      result.error === error &&
+      result.call.changes.length === 1 &&
+      result.call.messageIds.includes(messageId),
+  );
+  const userId = refused?.call.changes[0]?.userId;
+  if (userId === undefined || deps.directory.forget === undefined) return error;
+  deps.directory.forget(userId);
+  return new SyncError(
+    `${error.message} (the name may have changed in IAM: looked up again on the next delivery)`,
+    {
+      code: error.code,
+      retryable: true,
+      ...(error.target === undefined ? {} : { target: error.target }),
+      cause: error,
+    },
+  );
+};
+
 const scopeOf = (users: readonly BatchUser[], deps: PipelineDeps): Set<string> => {
   const scope = new Set<string>();
   for (const user of users) for (const key of knownTargets(user, deps.policy).keys()) scope.add(key);
@@ -67,7 +104,8 @@ const applyStage = async (
       ...(settings.maxReplans === undefined ? {} : { maxReplans: settings.maxReplans }),
     },
   );
-  for (const [messageId, error] of result.failures) batch.fail(messageId, error);
+  for (const [messageId, error] of result.failures)
+    batch.fail(messageId, staleNameRetried(messageId, error, result.calls, deps));
   if (result.replanned > 0) {
     deps.metrics.count(MetricNames.replans, result.replanned);
     deps.log.info('store moved during the batch; planned again', { users: result.replanned });

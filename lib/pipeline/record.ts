@@ -88,8 +88,8 @@ const batchUserOf = (entry: UserEntry, applied: ApplyResult): BatchUser => {
     if (outcome.expired !== undefined) expiredTeams[outcome.expired.team] = outcome.expired.at;
   return {
     userId: entry.user.id,
-    // The store's name: IAM's current one when an event resolved it, the known one otherwise.
-    userName: applied.after.userName || entry.user.name,
+    // IAM's current name when an event resolved it, else the one the store knows.
+    userName: entry.user.name || applied.after.userName,
     before: applied.before,
     after: applied.after,
     messageIds: entry.records.map((record) => record.messageId),

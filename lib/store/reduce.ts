@@ -105,9 +105,13 @@ const reduceEvents = (
   }
   const last = settleRecord(after, now);
   const settled = [...first.outcomes, ...last.outcomes];
+  // The name IAM has now (a join resolves it), even when every event was a duplicate: SWR refuses
+  // a grant under an old name, and reconcile grants under the stored one.
+  const renamed = user.name !== '' && user.name !== last.record.userName;
+  const record = renamed ? { ...last.record, userName: user.name } : last.record;
   return fitted(
     before,
-    { after: last.record, outcomes, settled, changed: settled.length > 0 || outcomes.some(changes) },
+    { after: record, outcomes, settled, changed: renamed || settled.length > 0 || outcomes.some(changes) },
     offboardingIds(events, before?.pending, after.pending),
     options,
   );

@@ -78,6 +78,9 @@ const createCache = (options: UserCacheOptions, now: () => number) => {
         entries.delete(oldest.value);
       }
     },
+    delete: (key: string): void => {
+      entries.delete(key);
+    },
     size: (): number => entries.size,
   };
 };
@@ -226,7 +229,12 @@ const createUserDirectory = (options: UserDirectoryOptions): UserDirectory => {
     await ownedPool?.destroy();
   };
 
-  return { findById, findByName, close };
+  /** Drops what the cache holds for a user (SWR refused the name we had: IAM may have renamed them). */
+  const forget = (userId: string): void => {
+    cache.delete(`id:${userId}`);
+  };
+
+  return { findById, findByName, forget, close };
 };
 
 export type { UserCacheOptions, UserDirectory, UserDirectoryOptions };

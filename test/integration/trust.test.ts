@@ -329,6 +329,29 @@ describe('5 and 6. IAM answers that are not "no such user"', () => {
     expect(sim.permissions()).toEqual(before);
   });
 
+  it('a join refused because IAM renamed the user after we cached the name is retried, and then granted', async () => {
+    // Prepare: frank's name is cached by a first join; then IAM renames him.
+    const { sim, deps } = await harnessFactory();
+    await processRecords(
+      [recordOf(join({ id: users.frank }, 'security'))],
+      deps,
+      settings,
+      Date.now() + 60_000,
+    );
+    sim.renameUser(users.frank, 'frank-new');
+    const message = join({ id: users.frank }, 'data');
+
+    // Act
+    const first = await processRecords([recordOf(message, 1)], deps, settings, Date.now() + 60_000);
+    const second = await processRecords([recordOf(message, 2)], deps, settings, Date.now() + 60_000);
+
+    // Assess
+    expect(first.retried[0]?.error).toMatchObject({ code: 'SVCSTG.SWR.4001066', retryable: true });
+    expect(first.deadLettered).toEqual([]);
+    expect(second.applied).toHaveLength(1);
+    expect(holdings(sim, users.frank)['data/etl/jobs']).toBe(3);
+  });
+
   it('a join for a user IAM renamed grants under the name IAM has now', async () => {
     // Prepare: the event still carries the old name; SWR only accepts IAM's current one.
     const { sim, deps } = await harnessFactory();
