@@ -3,7 +3,7 @@
  * reported together (a deploy with three typos should fail once, not three times), and the values
  * of secret variables never appear in any message.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConfigError } from './errors.ts';
 import { parseS3Uri, type S3ObjectRef } from './policy-source/s3-uri.ts';
 import { registerSecrets } from './redact.ts';

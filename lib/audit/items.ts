@@ -12,7 +12,7 @@
  * batch write) overwrites instead of duplicating.
  */
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { type AuthLevel, AuthLevels, type Target, targetKey } from '../domain.ts';
 import { StoreError } from '../errors.ts';
 import type { AuditRecord } from '../observability.ts';

@@ -4,7 +4,7 @@
  *
  * Parsing never throws: a bad body is a permanent failure of one message, never of its batch.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { CallOptions, IamUser, PeopleEvent, ResolvedEvent, UserDirectoryPort } from '../domain.ts';
 import { ErrorCodes, EventParseError, SyncError, UnknownUserError } from '../errors.ts';
 import { userIdRule, userNameRule } from './names.ts';

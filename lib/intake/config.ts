@@ -4,7 +4,7 @@
  * start; every problem listed at once; secret values never shown.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConfigError } from '../errors.ts';
 import { fifoFlags, type QueueTargets } from '../producer.ts';
 import type { SuspendAction } from './okta.ts';

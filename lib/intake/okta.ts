@@ -14,7 +14,7 @@
  * and the queue handler resolves it (and dead-letters it if IAM does not know it).
  */
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { identityOf, teamsOfIdpGroup } from '../core/policy.ts';
 import type { EventUser, PeopleEvent, Policy, UserDirectoryPort } from '../domain.ts';
 import { isRetryable } from '../errors.ts';

@@ -5,7 +5,7 @@
  */
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ErrorCodes, SyncError } from '../errors.ts';
 import { flushMetrics } from '../middleware.ts';
 import { recordReconcileCrash, recordReconcileMetrics } from './metrics.ts';

@@ -3,7 +3,7 @@
  * the schema every item read is checked against. A malformed item is a `StoreError`, never "no
  * teams": the record decides who loses access.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { eventSchema } from '../core/events.ts';
 import type { ResolvedEvent, UserRecord } from '../domain.ts';
 import { StoreError } from '../errors.ts';

@@ -5,7 +5,7 @@
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
-import { z } from 'zod';
+import * as z from 'zod';
 import { callAws } from '../aws.ts';
 import { StoreError, SyncError } from '../errors.ts';
 import type { SweepProgress, SweepProgressPort } from '../offboarding/progress.ts';

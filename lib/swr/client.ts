@@ -5,7 +5,7 @@
  * what is still needed, so every call is safe to repeat.
  */
 import type { Dispatcher } from 'undici';
-import { z } from 'zod';
+import * as z from 'zod';
 import {
   type CallOptions,
   type SwrPermissionsPort,

@@ -5,7 +5,7 @@
  * A name is an identity only when exactly one IAM user carries it.
  */
 import type { Dispatcher } from 'undici';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { CallOptions, IamUser, UserDirectoryPort } from '../domain.ts';
 import { AmbiguousUserError, isGatewayAnswer, parseErrorBody, SwrApiError } from './api-errors.ts';
 import type { AuthProvider } from './auth.ts';

@@ -3,7 +3,7 @@
  * read into what we keep, and what we answer (resources, ListResponse, attribute projection).
  * Pure: no I/O.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { SyncError } from '../../errors.ts';
 import type { ScimGroupRecord, ScimUserRecord } from './state.ts';
 
