@@ -8,7 +8,6 @@
  * `identity` block says how an IdP user becomes an IAM user (`iamName`, `lowercase`).
  */
 import { readFile } from 'node:fs/promises';
-import { LineCounter, parseDocument } from 'yaml';
 import * as z from 'zod';
 import {
   AuthLevels,
@@ -21,6 +20,7 @@ import {
 } from '../domain.ts';
 import { ConfigError, ErrorCodes } from '../errors.ts';
 import { teamNameRule } from './events.ts';
+import { hasDuplicateKeys } from './json-keys.ts';
 import { namespaceRule, repositoryRule, userIdRule } from './names.ts';
 
 /** The port through which handlers get the policy (a file in the function zip in production). */
@@ -227,59 +227,8 @@ const toTarget = (grant: z.output<typeof grantSchema>): Target =>
     ? { kind: 'namespace', namespace: grant.namespace }
     : { kind: 'repo', namespace: grant.namespace, repository: grant.repository };
 
-/**
- * Parses a policy (YAML or JSON). Throws `ConfigError` (code POLICY) listing every problem as
- * `<file>:<line>:<column>: <yaml path>: <rule>`.
- *
- * @example
- * const policy = parsePolicy(await readFile(path, 'utf8'), path);
- * grantsOfTeam(policy, 'platform');
- */
-const parsePolicy = (text: string, sourcePath: string): Policy => {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  const where = (offset: number | undefined): string => {
-    if (offset === undefined) return sourcePath;
-    const { line, col } = lineCounter.linePos(offset);
-    return `${sourcePath}:${line}:${col}`;
-  };
-  const invalid = (problems: string[]): ConfigError =>
-    new ConfigError(`invalid access policy ${sourcePath}`, problems, ErrorCodes.policy);
-
-  if (doc.errors.length > 0)
-    throw invalid(
-      doc.errors.map((error) => `${where(error.pos[0])}: YAML syntax: ${error.message.split('\n')[0]}`),
-    );
-
-  let raw: unknown;
-  try {
-    raw = doc.toJS({ maxAliasCount: 100 });
-  } catch (error) {
-    throw invalid([`${sourcePath}: YAML: ${(error as Error).message}`]);
-  }
-  if (raw === null || raw === undefined) throw invalid([`${sourcePath}: the policy is empty`]);
-
-  const parsed = policySchema.safeParse(raw);
-  const problems = [...(parsed.success ? [] : zodProblems(parsed.error.issues, raw)), ...crossChecks(raw)];
-  if (problems.length > 0 || !parsed.success) {
-    const offsetOf = (path: PathSegment[]): number | undefined => {
-      // A missing field has no node: point at the nearest enclosing one.
-      for (let length = path.length; length >= 0; length--) {
-        const node = doc.getIn(path.slice(0, length), true) as
-          | { range?: [number, number, number] }
-          | undefined;
-        if (node?.range !== undefined) return node.range[0];
-      }
-      return undefined;
-    };
-    const located = problems.map((problem) => ({ problem, offset: offsetOf(problem.path) }));
-    located.sort((a, b) => (a.offset ?? 0) - (b.offset ?? 0));
-    throw invalid(
-      located.map(({ problem, offset }) => `${where(offset)}: ${formatPath(problem.path)}: ${problem.rule}`),
-    );
-  }
-  const { data } = parsed;
-
+/** A policy's data, once the schema accepted it, as the rest of the code reads it. */
+const policyOf = (data: z.output<typeof policySchema>, sourcePath: string): Policy => {
   // Team names are data: a null-prototype map keeps `teams.constructor` from meaning anything.
   const teams = Object.create(null) as Record<string, PolicyGrant[]>;
   const idpGroups = Object.create(null) as Record<string, string[]>;
@@ -314,6 +263,53 @@ const parsePolicy = (text: string, sourcePath: string): Policy => {
 };
 
 /**
+ * Checks a policy document already read into plain data (from YAML or JSON): the policy, or every
+ * problem with its path in the document (lib/core/policy-yaml.ts turns paths into file:line:col).
+ *
+ * @example const { policy, problems } = checkPolicyDocument(JSON.parse(text), 'policy.json');
+ */
+const checkPolicyDocument = (
+  raw: unknown,
+  sourcePath: string,
+): { policy: Policy; problems: [] } | { policy: undefined; problems: Problem[] } => {
+  const parsed = policySchema.safeParse(raw);
+  const problems = [...(parsed.success ? [] : zodProblems(parsed.error.issues, raw)), ...crossChecks(raw)];
+  if (problems.length > 0 || !parsed.success) return { policy: undefined, problems };
+  return { policy: policyOf(parsed.data, sourcePath), problems: [] };
+};
+
+/**
+ * The policy of a text that is plain JSON (no duplicate key) and valid; `undefined` for anything
+ * else, which the YAML reader then reads or refuses with file:line:col. The packaged policy is
+ * JSON compiled at package time (lib/deploy/compile-policy.ts), so a cold start needs no YAML parser.
+ */
+const validPlainJsonPolicy = (text: string, sourcePath: string): Policy | undefined => {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof raw !== 'object' || raw === null || hasDuplicateKeys(text)) return undefined;
+  return checkPolicyDocument(raw, sourcePath).policy;
+};
+
+/**
+ * Parses a policy (YAML or JSON). Throws `ConfigError` (code POLICY) listing every problem as
+ * `<file>:<line>:<column>: <yaml path>: <rule>`. A valid JSON policy is read without the YAML
+ * parser; anything else loads it (lib/core/policy-yaml.ts, a chunk of its own in the bundles) and
+ * gets its messages, so JSON and YAML are refused with the same words.
+ *
+ * @example const policy = await parsePolicyText(await readFile(path, 'utf8'), path);
+ */
+const parsePolicyText = async (text: string, sourcePath: string): Promise<Policy> => {
+  const policy = validPlainJsonPolicy(text, sourcePath);
+  if (policy !== undefined) return policy;
+  const { parsePolicy } = await import('./policy-yaml.ts');
+  return parsePolicy(text, sourcePath);
+};
+
+/**
  * Reads and parses a policy file; an unreadable file is a `ConfigError` (code POLICY) too.
  *
  * @example const policy = await loadPolicyFile(process.env.POLICY_FILE);
@@ -328,7 +324,7 @@ const loadPolicyFile = async (path: string): Promise<Policy> => {
       cause: error,
     });
   }
-  return parsePolicy(text, path);
+  return parsePolicyText(text, path);
 };
 
 /**
@@ -416,15 +412,17 @@ const idpGroupsOfTeam = (policy: Policy, team: string): string[] => {
 };
 
 export { grantsOfTeam } from './desired.ts';
-export type { PolicyLoader };
+export type { PathSegment, PolicyLoader, Problem };
 export {
   allPolicyTargets,
+  checkPolicyDocument,
   createFilePolicyLoader,
+  formatPath,
   groupKey,
   identityOf,
   idpGroupsOfTeam,
   isKnownTeam,
   loadPolicyFile,
-  parsePolicy,
+  parsePolicyText,
   teamsOfIdpGroup,
 };
