@@ -5,13 +5,13 @@
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { SQSClient } from '@aws-sdk/client-sqs';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import queuesConfig from '../config/queues.json' with { type: 'json' };
 import { createDynamoAuditStore } from './audit/index.ts';
 import { awsClientConfig, callAws } from './aws.ts';
 import { type AppConfig, type AuthConfig, authFromSecret, readConfig } from './config.ts';
-import { createDeadLetterSender } from './dlq.ts';
+import type { DeadLetterSender } from './dlq.ts';
 import type { CallOptions } from './domain.ts';
 import { ConfigError } from './errors.ts';
 import {
@@ -38,6 +38,7 @@ const defaultPolicyFile = 'config/policy.yaml';
  * Credentials from the environment, or fetched once from Secrets Manager. The read is bounded by
  * `options.deadline`, else by one `REQUEST_TIMEOUT_MS` from now (the SDK's retries included): a
  * Secrets Manager that never answers fails the cold start, and the next invocation tries again.
+ * The Secrets Manager client is a chunk of its own, loaded only when a secret is configured.
  *
  * @example const auth = await resolveAuth(config, { deadline: Date.now() + 5_000 });
  */
@@ -47,6 +48,7 @@ const resolveAuth = async (
 ): Promise<AuthConfig> => {
   if (config.credentials.kind !== 'secret') return config.credentials;
   const { secretArn } = config.credentials;
+  const { GetSecretValueCommand, SecretsManagerClient } = await import('@aws-sdk/client-secrets-manager');
   const secrets = options?.client ?? new SecretsManagerClient(awsClientConfig(config.requestTimeoutMs));
   const bounds: CallOptions = {
     deadline: options?.deadline ?? Date.now() + config.requestTimeoutMs,
@@ -95,6 +97,29 @@ const memoizeRetryable = <T>(build: () => Promise<T>): (() => Promise<T>) => {
   };
 };
 
+/**
+ * A dead-letter sender whose code and SQS client load with the first letter: most batches have
+ * none, so a cold start does not parse them. A load that fails reports every letter as not sent
+ * (those messages are retried, the rest of the batch is answered), as a failed send does.
+ *
+ * @example const deadLetters = deadLetterSenderOnDemand(async () => createDeadLetterSender({ sqs, queueUrl }));
+ */
+const deadLetterSenderOnDemand = (load: () => Promise<DeadLetterSender>): DeadLetterSender => {
+  const sender = memoizeRetryable(load);
+  return {
+    async send(letters, failedAt, options) {
+      let loaded: DeadLetterSender;
+      try {
+        loaded = await sender();
+      } catch (error) {
+        const reason = `the dead-letter sender did not load (${error instanceof Error ? error.message : String(error)})`;
+        return { sent: [], failed: letters.map((letter) => ({ messageId: letter.messageId, reason })) };
+      }
+      return loaded.send(letters, failedAt, options);
+    },
+  };
+};
+
 interface BuildOptions {
   functionName: string;
   queue: QueueName;
@@ -135,7 +160,14 @@ const createQueueRuntime = (options: BuildOptions): QueueRuntime & { config: App
     ...(options.clients?.s3 === undefined ? {} : { s3: options.clients.s3 }),
   });
   // Every request bounded by REQUEST_TIMEOUT_MS; every operation also by the batch's deadline.
-  const sqs = options.clients?.sqs ?? new SQSClient(awsClientConfig(config.requestTimeoutMs));
+  const deadLetters = deadLetterSenderOnDemand(async () => {
+    const [{ createDeadLetterSender }, { SQSClient }] = await Promise.all([
+      import('./dlq.ts'),
+      import('@aws-sdk/client-sqs'),
+    ]);
+    const sqs = options.clients?.sqs ?? new SQSClient(awsClientConfig(config.requestTimeoutMs));
+    return createDeadLetterSender({ sqs, queueUrl: dlqUrl });
+  });
   const dynamo = options.clients?.dynamo ?? new DynamoDBClient(awsClientConfig(config.requestTimeoutMs));
   const store = createDynamoStore({ client: dynamo, tableName: config.tableName as string, log });
   // Applied changes are kept in the same table (AUDIT# items), beside the log records.
@@ -150,7 +182,7 @@ const createQueueRuntime = (options: BuildOptions): QueueRuntime & { config: App
       directory: services.users,
       store,
       policy,
-      deadLetters: createDeadLetterSender({ sqs, queueUrl: dlqUrl }),
+      deadLetters,
       log,
       metrics,
       audit: (records, options) => auditStore.write(records, options),
@@ -188,4 +220,11 @@ const createQueueRuntime = (options: BuildOptions): QueueRuntime & { config: App
 };
 
 export type { QueueName };
-export { createQueueRuntime, defaultPolicyFile, memoizeRetryable, resolveAuth, swrServicesFor };
+export {
+  createQueueRuntime,
+  deadLetterSenderOnDemand,
+  defaultPolicyFile,
+  memoizeRetryable,
+  resolveAuth,
+  swrServicesFor,
+};

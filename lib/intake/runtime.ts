@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { readConfig } from '../config.ts';
 import { createFilePolicyLoader } from '../core/policy.ts';
@@ -49,12 +49,16 @@ const monotonicClock = (now: () => Date = () => new Date()): (() => Date) => {
   };
 };
 
+/** The secrets from the environment, or from Secrets Manager (a chunk loaded only then). */
 const loadIntakeSecrets = async (
   config: IntakeConfig,
-  client: () => SecretsManagerClient,
+  client: SecretsManagerClient | undefined,
 ): Promise<IntakeSecrets> => {
   if (config.secrets.kind === 'env') return config.secrets;
-  const answer = await client().send(new GetSecretValueCommand({ SecretId: config.secrets.secretArn }));
+  const { GetSecretValueCommand, SecretsManagerClient } = await import('@aws-sdk/client-secrets-manager');
+  const answer = await (client ?? new SecretsManagerClient({})).send(
+    new GetSecretValueCommand({ SecretId: config.secrets.secretArn }),
+  );
   if (answer.SecretString === undefined)
     throw new ConfigError('the intake secret has no string value', [config.secrets.secretArn]);
   return intakeSecretsFromJson(answer.SecretString);
@@ -75,11 +79,6 @@ const createIntakeRuntime = (options: IntakeRuntimeOptions): IntakeRuntime & { c
   const policyLoader = createFilePolicyLoader(config.policyFile);
   const sqs = options.clients?.sqs ?? new SQSClient({});
   const dynamo = options.clients?.dynamo ?? new DynamoDBClient({});
-  let secretsClient = options.clients?.secrets;
-  const secrets = () => {
-    secretsClient ??= new SecretsManagerClient({});
-    return secretsClient;
-  };
   const producer = createEventProducer({ sqs, queues: intake.queues });
   const store = createDynamoScimStore({ client: dynamo, tableName: config.tableName as string });
   const clock = monotonicClock();
@@ -87,7 +86,7 @@ const createIntakeRuntime = (options: IntakeRuntimeOptions): IntakeRuntime & { c
   const build = async (): Promise<IntakeServices> => {
     const [policy, intakeSecrets] = await Promise.all([
       policyLoader.load(),
-      loadIntakeSecrets(intake, secrets),
+      loadIntakeSecrets(intake, options.clients?.secrets),
     ]);
     registerSecrets([intakeSecrets.scimToken, intakeSecrets.oktaHookSecret]);
     const directory = options.directory ?? swrServicesFor(config, await resolveAuth(config), metrics).users;
