@@ -3,12 +3,11 @@
  * start (a bad one fails the start, naming what is wrong), clients are built once at module scope
  * and reused by every invocation of the instance.
  */
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import queuesConfig from '../config/queues.json' with { type: 'json' };
-import { createDynamoAuditStore } from './audit/index.ts';
 import { awsClientConfig, callAws } from './aws.ts';
 import { type AppConfig, type AuthConfig, authFromSecret, readConfig } from './config.ts';
 import type { DeadLetterSender } from './dlq.ts';
@@ -25,9 +24,7 @@ import {
 import type { PipelineDeps, PipelineSettings } from './pipeline.ts';
 import { createPolicyLoader, withPolicy } from './policy-source/index.ts';
 import type { QueueRuntime } from './sqs-handler.ts';
-import { createDynamoStore } from './store/index.ts';
-import { createDynamoSweepProgress } from './store/sweep-progress.ts';
-import { createSwrServices } from './swr/index.ts';
+import type { SwrServices } from './swr/index.ts';
 
 /** Which queue a function consumes: decides its DLQ. */
 type QueueName = 'accessChanges' | 'offboarding';
@@ -62,13 +59,24 @@ const resolveAuth = async (
   return authFromSecret(answer.SecretString);
 };
 
-/** The SWR client and IAM directory, with API calls and retries counted as metrics. */
-const swrServicesFor = (config: AppConfig, auth: AuthConfig, metrics: MetricsSink) =>
-  createSwrServices(
+/**
+ * The SWR client and IAM directory, with API calls and retries counted as metrics. The client and
+ * undici are a chunk of their own, loaded by the first invocation while it reads the policy and
+ * the credentials (pass `auth` as the pending read to overlap the two).
+ *
+ * @example const services = await swrServicesFor(config, resolveAuth(config), metrics);
+ */
+const swrServicesFor = async (
+  config: AppConfig,
+  auth: AuthConfig | Promise<AuthConfig>,
+  metrics: MetricsSink,
+): Promise<SwrServices> => {
+  const [{ createSwrServices }, resolved] = await Promise.all([import('./swr/index.ts'), auth]);
+  return createSwrServices(
     {
       swrEndpoint: config.swrEndpoint,
       iamEndpoint: config.iamEndpoint,
-      auth,
+      auth: resolved,
       retry: config.retry,
       timeouts: { requestTimeoutMs: config.requestTimeoutMs },
       rateLimit: config.swrRateLimit,
@@ -79,6 +87,7 @@ const swrServicesFor = (config: AppConfig, auth: AuthConfig, metrics: MetricsSin
       onRateLimitWait: () => metrics.count(MetricNames.rateLimitWaits),
     },
   );
+};
 
 /**
  * Runs `build` once and shares its promise; a failed build (a secret not readable yet) is not
@@ -168,15 +177,23 @@ const createQueueRuntime = (options: BuildOptions): QueueRuntime & { config: App
     const sqs = options.clients?.sqs ?? new SQSClient(awsClientConfig(config.requestTimeoutMs));
     return createDeadLetterSender({ sqs, queueUrl: dlqUrl });
   });
-  const dynamo = options.clients?.dynamo ?? new DynamoDBClient(awsClientConfig(config.requestTimeoutMs));
-  const store = createDynamoStore({ client: dynamo, tableName: config.tableName as string, log });
-  // Applied changes are kept in the same table (AUDIT# items), beside the log records.
-  const auditStore = createDynamoAuditStore({ client: dynamo, tableName: config.tableName as string });
-  const sweepProgress = createDynamoSweepProgress({ client: dynamo, tableName: config.tableName as string });
 
   const build = async () => {
-    const [policy, auth] = await Promise.all([policyLoader.load(), resolveAuth(config)]);
-    const services = swrServicesFor(config, auth, metrics);
+    const reading = resolveAuth(config);
+    // The SWR client and the table's adapters load (chunks) while the policy and credentials are read.
+    const [policy, auth, services, { store, auditStore, sweepProgress }] = await Promise.all([
+      policyLoader.load(),
+      reading,
+      swrServicesFor(config, reading, metrics),
+      import('./table-adapters.ts').then(({ createTableAdapters }) =>
+        createTableAdapters({
+          tableName: config.tableName as string,
+          requestTimeoutMs: config.requestTimeoutMs,
+          log,
+          client: options.clients?.dynamo,
+        }),
+      ),
+    ]);
     const deps: PipelineDeps = {
       swr: services.swr,
       directory: services.users,
