@@ -8,7 +8,6 @@
  * `identity` block says how an IdP user becomes an IAM user (`iamName`, `lowercase`).
  */
 import { readFile } from 'node:fs/promises';
-import * as z from 'zod';
 import {
   AuthLevels,
   type IamNameSource,
@@ -19,6 +18,7 @@ import {
   targetKey,
 } from '../domain.ts';
 import { ConfigError, ErrorCodes } from '../errors.ts';
+import * as z from '../zod.ts';
 import { teamNameRule } from './events.ts';
 import { hasDuplicateKeys } from './json-keys.ts';
 import { namespaceRule, repositoryRule, userIdRule } from './names.ts';
@@ -32,10 +32,13 @@ const requiredString = () =>
   z.string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') });
 
 const ruleChecked = (rule: (value: unknown) => string | undefined) =>
-  requiredString().superRefine((value, ctx) => {
-    const broken = rule(value);
-    if (broken !== undefined) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} ${broken}` });
-  });
+  requiredString().check(
+    z.superRefine((value, ctx) => {
+      const broken = rule(value);
+      if (broken !== undefined)
+        ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} ${broken}` });
+    }),
+  );
 
 const grantFields = ['namespace', 'repository', 'permission', 'exclusive'] as const;
 const teamFields = ['grants', 'idpGroups'] as const;
@@ -48,64 +51,74 @@ const iamNameRule = `must be ${iamNameSources.join(', ')} or "attribute <name>"`
 
 const grantSchema = z.strictObject({
   namespace: ruleChecked(namespaceRule),
-  repository: ruleChecked(repositoryRule).optional(),
+  repository: z.optional(ruleChecked(repositoryRule)),
   permission: z.enum(['read', 'write', 'manage'], {
     error: (issue) => (issue.input === undefined ? 'is required' : 'must be read, write or manage'),
   }),
-  exclusive: z.boolean({ error: 'must be true or false' }).default(false),
+  exclusive: z._default(z.boolean({ error: 'must be true or false' }), false),
 });
 
 /** An IdP group name as the identity provider spells it (Entra and Okta allow almost anything). */
 const idpGroupSchema = z
   .string({ error: 'must be a group name (a string)' })
-  .min(1, { error: 'must not be empty' })
-  .max(256, { error: 'must be at most 256 characters' })
-  .regex(/^[^\p{Cc}]+$/u, { error: 'must not contain control characters' });
+  .check(
+    z.minLength(1, { error: 'must not be empty' }),
+    z.maxLength(256, { error: 'must be at most 256 characters' }),
+    z.regex(/^[^\p{Cc}]+$/u, { error: 'must not contain control characters' }),
+  );
 
 const teamShapeRule = 'must be a list of grants, or { grants: [...], idpGroups: [...] }';
 
 const teamObjectSchema = z.strictObject(
   {
-    grants: z.array(grantSchema, { error: 'must be a list of grants' }).default([]),
-    idpGroups: z
-      .array(idpGroupSchema, { error: 'must be a list of identity-provider group names' })
-      .min(1, { error: 'must name at least one group (leave it out to match the group named like the team)' })
-      .optional(),
+    grants: z._default(z.array(grantSchema, { error: 'must be a list of grants' }), []),
+    idpGroups: z.optional(
+      z.array(idpGroupSchema, { error: 'must be a list of identity-provider group names' }).check(
+        z.minLength(1, {
+          error: 'must name at least one group (leave it out to match the group named like the team)',
+        }),
+      ),
+    ),
   },
   { error: teamShapeRule },
 );
 
 /** The list form is the object form without idpGroups: one schema, one set of messages. */
-const teamSchema = z.preprocess(
-  (value) => (Array.isArray(value) ? { grants: value } : value),
+const teamSchema = z.pipe(
+  z.transform((value) => (Array.isArray(value) ? { grants: value } : value)),
   teamObjectSchema,
 );
 
 const identitySchema = z.strictObject(
   {
-    iamName: z
-      .string({ error: (issue) => (issue.input === undefined ? 'is required' : iamNameRule) })
-      .transform((value, ctx): Pick<IdentityMapping, 'source' | 'attribute'> => {
+    iamName: z.pipe(
+      z.string({ error: (issue) => (issue.input === undefined ? 'is required' : iamNameRule) }),
+      z.transform((value: string, ctx): Pick<IdentityMapping, 'source' | 'attribute'> => {
         const trimmed = value.trim();
         if ((iamNameSources as readonly string[]).includes(trimmed))
           return { source: trimmed as IamNameSource };
         const attribute = attributeSource.exec(trimmed)?.[1];
         if (attribute !== undefined) return { source: 'attribute', attribute };
-        ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} ${iamNameRule}` });
+        ctx.issues.push({ code: 'custom', message: `${JSON.stringify(value)} ${iamNameRule}`, input: value });
         return z.NEVER;
       }),
-    lowercase: z.boolean({ error: 'must be true or false' }).default(false),
+    ),
+    lowercase: z._default(z.boolean({ error: 'must be true or false' }), false),
   },
   { error: 'must be an object: { iamName: ..., lowercase: true|false }' },
 );
 
 const policySchema = z.strictObject({
   version: z.literal(1, { error: 'must be 1 (the only policy format version)' }),
-  protectedUsers: z.array(ruleChecked(userIdRule), { error: 'must be a list of IAM user ids' }).default([]),
-  managedNamespaces: z
-    .array(ruleChecked(namespaceRule), { error: 'must be a list of namespaces' })
-    .default([]),
-  identity: identitySchema.optional(),
+  protectedUsers: z._default(
+    z.array(ruleChecked(userIdRule), { error: 'must be a list of IAM user ids' }),
+    [],
+  ),
+  managedNamespaces: z._default(
+    z.array(ruleChecked(namespaceRule), { error: 'must be a list of namespaces' }),
+    [],
+  ),
+  identity: z.optional(identitySchema),
   teams: z.record(z.string(), teamSchema, {
     error: 'must map team names to lists of grants',
   }),
