@@ -1121,11 +1121,17 @@ describe('dashboard and saved queries', () => {
 
   it('matches log records the code writes: every message and alarm a query filters on', async () => {
     // Prepare: the sources, where each message and alarm name is written
+    const pipelineStages = (await readdir(join(root, 'lib', 'pipeline'))).map(
+      (file) => `lib/pipeline/${file}`,
+    );
     const sources = (
       await Promise.all(
-        ['lib/pipeline.ts', 'lib/reconcile/reconcile.ts', 'lib/policy-source/s3-loader.ts'].map((path) =>
-          readFile(join(root, path), 'utf8'),
-        ),
+        [
+          'lib/pipeline.ts',
+          ...pipelineStages,
+          'lib/reconcile/reconcile.ts',
+          'lib/policy-source/s3-loader.ts',
+        ].map((path) => readFile(join(root, path), 'utf8')),
       )
     ).join('\n');
     const texts = [
