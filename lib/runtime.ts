@@ -1,7 +1,8 @@
 /**
- * The composition root of the queue handlers: configuration and policy are read once per cold
- * start (a bad one fails the start, naming what is wrong), clients are built once at module scope
- * and reused by every invocation of the instance.
+ * The composition root of the queue handlers: configuration is read once per cold start (a bad
+ * one fails the start, naming what is wrong). The policy, the credentials and the clients (the
+ * SWR client, the table's adapters; chunks of their own in the bundle, imported here) are built by
+ * the first invocation, together, and reused by every later invocation of the instance.
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -142,7 +143,7 @@ interface BuildOptions {
 /**
  * Builds a queue handler's runtime. Reading the configuration is synchronous, so an invalid one
  * throws while the module loads (the function fails to start, every problem listed); the rest
- * (policy file, secret) is started at once and awaited by the first invocation.
+ * (policy, secret, clients) is built by the first invocation (`ready()`), once.
  *
  * @example const runtime = createQueueRuntime({ functionName: 'sync', queue: 'accessChanges' });
  */

@@ -1,7 +1,7 @@
 /**
  * The intake function's composition root: configuration read once at cold start (a bad one fails
- * the start, naming every problem), clients built once, the policy, credentials and intake
- * secrets fetched by the first request and kept (a failed fetch is tried again next time).
+ * the start, naming every problem); the policy, credentials, intake secrets and clients are built
+ * by the first request and kept (a failed build is tried again next time).
  */
 import { randomUUID } from 'node:crypto';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';

@@ -1,8 +1,7 @@
 /**
  * The composition root of the reconcile function, built like the queue handlers' runtime:
- * configuration read once at cold start (an invalid one fails the start, naming every problem),
- * clients built once and reused; the policy file and the credentials secret are awaited by the
- * first invocation.
+ * configuration read once at cold start (an invalid one fails the start, naming every problem);
+ * the policy, the credentials and the clients are built by the first invocation and reused.
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { S3Client } from '@aws-sdk/client-s3';
