@@ -45,12 +45,17 @@ interface BenchSizes {
   scimRequests: number;
 }
 
+/** The last commit before the cold-start work (issue 13): its functions are "today". */
+const defaultColdstartBaseline = '9581f86d28f60a0f0f18134fb6385dcce60d84f0';
+
 interface BenchOptions {
   quick: boolean;
   scenarios: ScenarioName[];
   sizes: BenchSizes;
   /** Seed of the workload generator and the fault dice. */
   seed: number;
+  /** The commit whose sync function is the "today" of the cold-start first-invocation figure. */
+  coldstartBaseline: string;
   out: string;
   markdown: string;
 }
@@ -115,7 +120,7 @@ class BenchUsageError extends Error {
 }
 
 const usage = `usage: npm run bench -- [--quick] [--only calls,throughput,offboarding,coldstart,retry,intake]
-  [--seed N] [--out bench/results.json] [--markdown bench/results.md]
+  [--seed N] [--out bench/results.json] [--markdown bench/results.md] [--coldstart-baseline COMMIT]
   sizes: ${Object.keys(sizeFlags)
     .map((flag) => `--${flag} N`)
     .join(' ')}
@@ -146,6 +151,7 @@ const parseBenchArgs = (argv: readonly string[]): BenchOptions => {
         seed: { type: 'string' },
         out: { type: 'string' },
         markdown: { type: 'string' },
+        'coldstart-baseline': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
         ...sizeOptions,
       },
@@ -191,8 +197,20 @@ const parseBenchArgs = (argv: readonly string[]): BenchOptions => {
     seed: typeof values.seed === 'string' ? positiveInteger('seed', values.seed, 0) : 20_261_120,
     out: typeof values.out === 'string' ? values.out : 'bench/results.json',
     markdown: typeof values.markdown === 'string' ? values.markdown : 'bench/results.md',
+    coldstartBaseline:
+      typeof values['coldstart-baseline'] === 'string'
+        ? values['coldstart-baseline']
+        : defaultColdstartBaseline,
   };
 };
 
 export type { BenchOptions, BenchSizes, ScenarioName };
-export { allScenarios, BenchUsageError, fullSizes, parseBenchArgs, quickSizes, ScenarioNames };
+export {
+  allScenarios,
+  BenchUsageError,
+  defaultColdstartBaseline,
+  fullSizes,
+  parseBenchArgs,
+  quickSizes,
+  ScenarioNames,
+};

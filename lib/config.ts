@@ -3,13 +3,14 @@
  * reported together (a deploy with three typos should fail once, not three times), and the values
  * of secret variables never appear in any message.
  */
-import { z } from 'zod';
+
 import { ConfigError } from './errors.ts';
 import { parseS3Uri, type S3ObjectRef } from './policy-source/s3-uri.ts';
 import { registerSecrets } from './redact.ts';
 import type { AuthConfig } from './swr/auth.ts';
 import { assertEndpoint } from './swr/endpoint.ts';
 import { defaultRateLimit } from './swr/rate-limit.ts';
+import * as z from './zod.ts';
 
 /** Credentials still to be fetched from Secrets Manager (a JSON object with the same env keys). */
 type CredentialsSource = AuthConfig | { kind: 'secret'; secretArn: string };
@@ -51,23 +52,29 @@ const secretVariables = new Set([
   'HUAWEICLOUD_SECURITY_TOKEN',
 ]);
 
-const trimmed = z.preprocess(
-  (value) => (typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined),
-  z.string().optional(),
+const trimmed = z.pipe(
+  z.transform((value) => (typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined)),
+  z.optional(z.string()),
 );
 const intIn = (min: number, max: number, fallback: number) =>
-  z.preprocess(
-    (value) => (typeof value === 'string' && value.trim() !== '' ? Number(value.trim()) : undefined),
-    z.number().int().min(min).max(max).default(fallback),
+  z.pipe(
+    z.transform((value) =>
+      typeof value === 'string' && value.trim() !== '' ? Number(value.trim()) : undefined,
+    ),
+    z._default(z.int().check(z.gte(min), z.lte(max)), fallback),
   );
 const shareOf = (fallback: number) =>
-  z.preprocess(
-    (value) => (typeof value === 'string' && value.trim() !== '' ? Number(value.trim()) : undefined),
-    z.number().min(0).max(1).default(fallback),
+  z.pipe(
+    z.transform((value) =>
+      typeof value === 'string' && value.trim() !== '' ? Number(value.trim()) : undefined,
+    ),
+    z._default(z.number().check(z.gte(0), z.lte(1)), fallback),
   );
-const bool = z.preprocess(
-  (value) => (typeof value === 'string' && value.trim() !== '' ? value.trim() : 'false'),
-  z.stringbool(),
+// zod/mini types stringbool's input as unknown, which pipe() will not take after a string.
+const stringbool = z.stringbool() as unknown as z.ZodMiniType<boolean, string>;
+const bool = z.pipe(
+  z.transform((value) => (typeof value === 'string' && value.trim() !== '' ? value.trim() : 'false')),
+  stringbool,
 );
 
 const envSchema = z.object({

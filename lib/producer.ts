@@ -9,11 +9,10 @@
  * Used by the intake function; the local stack and tools can use it as well.
  */
 import { createHash } from 'node:crypto';
-import {
-  SendMessageBatchCommand,
-  type SendMessageBatchCommandOutput,
-  type SendMessageBatchRequestEntry,
-  type SQSClient,
+import type {
+  SendMessageBatchCommandOutput,
+  SendMessageBatchRequestEntry,
+  SQSClient,
 } from '@aws-sdk/client-sqs';
 import queuesConfig from '../config/queues.json' with { type: 'json' };
 import { parseEventBody } from './core/events.ts';
@@ -211,6 +210,8 @@ const createEventProducer = (options: ProducerOptions): EventProducer => {
     const queue = chunk[0]!.queue;
     let pending = chunk;
     const failed: Array<{ index: number; queue: QueueName; code: string; senderFault: boolean }> = [];
+    // Loaded with the first send (the intake's cold start does not parse the SQS client).
+    const { SendMessageBatchCommand } = await import('@aws-sdk/client-sqs');
     for (let attempt = 1; pending.length > 0; attempt += 1) {
       let answer: SendMessageBatchCommandOutput;
       try {

@@ -1,17 +1,17 @@
 /**
- * The composition root of the queue handlers: configuration and policy are read once per cold
- * start (a bad one fails the start, naming what is wrong), clients are built once at module scope
- * and reused by every invocation of the instance.
+ * The composition root of the queue handlers: configuration is read once per cold start (a bad
+ * one fails the start, naming what is wrong). The policy, the credentials and the clients (the
+ * SWR client, the table's adapters; chunks of their own in the bundle, imported here) are built by
+ * the first invocation, together, and reused by every later invocation of the instance.
  */
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { SQSClient } from '@aws-sdk/client-sqs';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import queuesConfig from '../config/queues.json' with { type: 'json' };
-import { createDynamoAuditStore } from './audit/index.ts';
 import { awsClientConfig, callAws } from './aws.ts';
 import { type AppConfig, type AuthConfig, authFromSecret, readConfig } from './config.ts';
-import { createDeadLetterSender } from './dlq.ts';
+import type { DeadLetterSender } from './dlq.ts';
 import type { CallOptions } from './domain.ts';
 import { ConfigError } from './errors.ts';
 import {
@@ -25,9 +25,7 @@ import {
 import type { PipelineDeps, PipelineSettings } from './pipeline.ts';
 import { createPolicyLoader, withPolicy } from './policy-source/index.ts';
 import type { QueueRuntime } from './sqs-handler.ts';
-import { createDynamoStore } from './store/index.ts';
-import { createDynamoSweepProgress } from './store/sweep-progress.ts';
-import { createSwrServices } from './swr/index.ts';
+import type { SwrServices } from './swr/index.ts';
 
 /** Which queue a function consumes: decides its DLQ. */
 type QueueName = 'accessChanges' | 'offboarding';
@@ -38,6 +36,7 @@ const defaultPolicyFile = 'config/policy.yaml';
  * Credentials from the environment, or fetched once from Secrets Manager. The read is bounded by
  * `options.deadline`, else by one `REQUEST_TIMEOUT_MS` from now (the SDK's retries included): a
  * Secrets Manager that never answers fails the cold start, and the next invocation tries again.
+ * The Secrets Manager client is a chunk of its own, loaded only when a secret is configured.
  *
  * @example const auth = await resolveAuth(config, { deadline: Date.now() + 5_000 });
  */
@@ -47,6 +46,7 @@ const resolveAuth = async (
 ): Promise<AuthConfig> => {
   if (config.credentials.kind !== 'secret') return config.credentials;
   const { secretArn } = config.credentials;
+  const { GetSecretValueCommand, SecretsManagerClient } = await import('@aws-sdk/client-secrets-manager');
   const secrets = options?.client ?? new SecretsManagerClient(awsClientConfig(config.requestTimeoutMs));
   const bounds: CallOptions = {
     deadline: options?.deadline ?? Date.now() + config.requestTimeoutMs,
@@ -60,13 +60,24 @@ const resolveAuth = async (
   return authFromSecret(answer.SecretString);
 };
 
-/** The SWR client and IAM directory, with API calls and retries counted as metrics. */
-const swrServicesFor = (config: AppConfig, auth: AuthConfig, metrics: MetricsSink) =>
-  createSwrServices(
+/**
+ * The SWR client and IAM directory, with API calls and retries counted as metrics. The client and
+ * undici are a chunk of their own, loaded by the first invocation while it reads the policy and
+ * the credentials (pass `auth` as the pending read to overlap the two).
+ *
+ * @example const services = await swrServicesFor(config, resolveAuth(config), metrics);
+ */
+const swrServicesFor = async (
+  config: AppConfig,
+  auth: AuthConfig | Promise<AuthConfig>,
+  metrics: MetricsSink,
+): Promise<SwrServices> => {
+  const [{ createSwrServices }, resolved] = await Promise.all([import('./swr/index.ts'), auth]);
+  return createSwrServices(
     {
       swrEndpoint: config.swrEndpoint,
       iamEndpoint: config.iamEndpoint,
-      auth,
+      auth: resolved,
       retry: config.retry,
       timeouts: { requestTimeoutMs: config.requestTimeoutMs },
       rateLimit: config.swrRateLimit,
@@ -77,6 +88,7 @@ const swrServicesFor = (config: AppConfig, auth: AuthConfig, metrics: MetricsSin
       onRateLimitWait: () => metrics.count(MetricNames.rateLimitWaits),
     },
   );
+};
 
 /**
  * Runs `build` once and shares its promise; a failed build (a secret not readable yet) is not
@@ -95,6 +107,29 @@ const memoizeRetryable = <T>(build: () => Promise<T>): (() => Promise<T>) => {
   };
 };
 
+/**
+ * A dead-letter sender whose code and SQS client load with the first letter: most batches have
+ * none, so a cold start does not parse them. A load that fails reports every letter as not sent
+ * (those messages are retried, the rest of the batch is answered), as a failed send does.
+ *
+ * @example const deadLetters = deadLetterSenderOnDemand(async () => createDeadLetterSender({ sqs, queueUrl }));
+ */
+const deadLetterSenderOnDemand = (load: () => Promise<DeadLetterSender>): DeadLetterSender => {
+  const sender = memoizeRetryable(load);
+  return {
+    async send(letters, failedAt, options) {
+      let loaded: DeadLetterSender;
+      try {
+        loaded = await sender();
+      } catch (error) {
+        const reason = `the dead-letter sender did not load (${error instanceof Error ? error.message : String(error)})`;
+        return { sent: [], failed: letters.map((letter) => ({ messageId: letter.messageId, reason })) };
+      }
+      return loaded.send(letters, failedAt, options);
+    },
+  };
+};
+
 interface BuildOptions {
   functionName: string;
   queue: QueueName;
@@ -108,7 +143,7 @@ interface BuildOptions {
 /**
  * Builds a queue handler's runtime. Reading the configuration is synchronous, so an invalid one
  * throws while the module loads (the function fails to start, every problem listed); the rest
- * (policy file, secret) is started at once and awaited by the first invocation.
+ * (policy, secret, clients) is built by the first invocation (`ready()`), once.
  *
  * @example const runtime = createQueueRuntime({ functionName: 'sync', queue: 'accessChanges' });
  */
@@ -135,22 +170,37 @@ const createQueueRuntime = (options: BuildOptions): QueueRuntime & { config: App
     ...(options.clients?.s3 === undefined ? {} : { s3: options.clients.s3 }),
   });
   // Every request bounded by REQUEST_TIMEOUT_MS; every operation also by the batch's deadline.
-  const sqs = options.clients?.sqs ?? new SQSClient(awsClientConfig(config.requestTimeoutMs));
-  const dynamo = options.clients?.dynamo ?? new DynamoDBClient(awsClientConfig(config.requestTimeoutMs));
-  const store = createDynamoStore({ client: dynamo, tableName: config.tableName as string, log });
-  // Applied changes are kept in the same table (AUDIT# items), beside the log records.
-  const auditStore = createDynamoAuditStore({ client: dynamo, tableName: config.tableName as string });
-  const sweepProgress = createDynamoSweepProgress({ client: dynamo, tableName: config.tableName as string });
+  const deadLetters = deadLetterSenderOnDemand(async () => {
+    const [{ createDeadLetterSender }, { SQSClient }] = await Promise.all([
+      import('./dlq.ts'),
+      import('@aws-sdk/client-sqs'),
+    ]);
+    const sqs = options.clients?.sqs ?? new SQSClient(awsClientConfig(config.requestTimeoutMs));
+    return createDeadLetterSender({ sqs, queueUrl: dlqUrl });
+  });
 
   const build = async () => {
-    const [policy, auth] = await Promise.all([policyLoader.load(), resolveAuth(config)]);
-    const services = swrServicesFor(config, auth, metrics);
+    const reading = resolveAuth(config);
+    // The SWR client and the table's adapters load (chunks) while the policy and credentials are read.
+    const [policy, auth, services, { store, auditStore, sweepProgress }] = await Promise.all([
+      policyLoader.load(),
+      reading,
+      swrServicesFor(config, reading, metrics),
+      import('./table-adapters.ts').then(({ createTableAdapters }) =>
+        createTableAdapters({
+          tableName: config.tableName as string,
+          requestTimeoutMs: config.requestTimeoutMs,
+          log,
+          client: options.clients?.dynamo,
+        }),
+      ),
+    ]);
     const deps: PipelineDeps = {
       swr: services.swr,
       directory: services.users,
       store,
       policy,
-      deadLetters: createDeadLetterSender({ sqs, queueUrl: dlqUrl }),
+      deadLetters,
       log,
       metrics,
       audit: (records, options) => auditStore.write(records, options),
@@ -188,4 +238,11 @@ const createQueueRuntime = (options: BuildOptions): QueueRuntime & { config: App
 };
 
 export type { QueueName };
-export { createQueueRuntime, defaultPolicyFile, memoizeRetryable, resolveAuth, swrServicesFor };
+export {
+  createQueueRuntime,
+  deadLetterSenderOnDemand,
+  defaultPolicyFile,
+  memoizeRetryable,
+  resolveAuth,
+  swrServicesFor,
+};

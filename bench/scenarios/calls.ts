@@ -4,7 +4,7 @@
  * the real client against the simulator, no latency) and through the naive baseline, each against
  * a fresh simulator with the same seed. SWR requests are counted by the simulator.
  */
-import { parsePolicy } from '../../lib/core/policy.ts';
+import { parsePolicy } from '../../lib/core/policy-yaml.ts';
 import type { Policy } from '../../lib/domain.ts';
 import { parseSeed, type Simulator, startSimulator } from '../../lib/sim/index.ts';
 import { createMemoryStore } from '../../lib/store/index.ts';

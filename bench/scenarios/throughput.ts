@@ -4,7 +4,7 @@
  * the same way (same queues, same poller settings, a naive handler).
  */
 import queuesConfig from '../../config/queues.json' with { type: 'json' };
-import { parsePolicy } from '../../lib/core/policy.ts';
+import { parsePolicy } from '../../lib/core/policy-yaml.ts';
 import { type Poller, startPoller } from '../../lib/local/poller.ts';
 import { type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
 import { silentLog } from '../../lib/observability.ts';

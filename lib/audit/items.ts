@@ -12,11 +12,11 @@
  * batch write) overwrites instead of duplicating.
  */
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
 import { type AuthLevel, AuthLevels, type Target, targetKey } from '../domain.ts';
 import { StoreError } from '../errors.ts';
 import type { AuditRecord } from '../observability.ts';
 import { userPartitionKey } from '../store/table.ts';
+import * as z from '../zod.ts';
 
 const auditSortKeyPrefix = 'AUDIT#';
 /** DynamoDB TTL needs epoch seconds; 400 days keeps a year of history plus a margin. */
@@ -120,10 +120,10 @@ const auditItemSchema = z.object({
   userId: z.string(),
   userName: z.string(),
   target: targetSchema,
-  before: levelSchema.optional(),
-  after: levelSchema.optional(),
+  before: z.optional(levelSchema),
+  after: z.optional(levelSchema),
   dryRun: z.boolean(),
-  reason: z.string().optional(),
+  reason: z.optional(z.string()),
 });
 
 /** Reads an audit item back; a malformed one is a StoreError naming its key (never guessed at). */

@@ -4,9 +4,10 @@
  *
  * Parsing never throws: a bad body is a permanent failure of one message, never of its batch.
  */
-import { z } from 'zod';
+
 import type { CallOptions, IamUser, PeopleEvent, ResolvedEvent, UserDirectoryPort } from '../domain.ts';
 import { ErrorCodes, EventParseError, SyncError, UnknownUserError } from '../errors.ts';
+import * as z from '../zod.ts';
 import { userIdRule, userNameRule } from './names.ts';
 
 /** SQS's historical message limit; anything larger is not one of ours and is never parsed. */
@@ -40,10 +41,12 @@ const teamNameRule = (value: unknown): string | undefined => {
   return undefined;
 };
 
-const teamSchema = z.string().superRefine((value, ctx) => {
-  const rule = teamNameRule(value);
-  if (rule !== undefined) ctx.addIssue({ code: 'custom', message: `team ${rule}` });
-});
+const teamSchema = z.string().check(
+  z.superRefine((value, ctx) => {
+    const rule = teamNameRule(value);
+    if (rule !== undefined) ctx.addIssue({ code: 'custom', message: `team ${rule}` });
+  }),
+);
 
 /**
  * IAM user names: letters, digits, spaces, `_`, `-`, `.`; never starting with a digit or a space,
@@ -54,40 +57,46 @@ const userNamePattern = /^[A-Za-z_\-.](?:[A-Za-z0-9_\-. ]*[A-Za-z0-9_\-.])?$/;
 
 const userSchema = z
   .strictObject({
-    id: z
-      .string()
-      .superRefine((value, ctx) => {
-        const rule = userIdRule(value);
-        if (rule !== undefined) ctx.addIssue({ code: 'custom', message: rule });
-      })
-      .optional(),
-    name: z
-      .string()
-      .superRefine((value, ctx) => {
-        const rule = userNameRule(value);
-        if (rule !== undefined) ctx.addIssue({ code: 'custom', message: rule });
-        else if (!userNamePattern.test(value))
-          ctx.addIssue({
-            code: 'custom',
-            message:
-              'must be an IAM user name: letters, digits, spaces, underscores, hyphens and periods, not starting with a digit or a space',
-          });
-      })
-      .optional(),
+    id: z.optional(
+      z.string().check(
+        z.superRefine((value, ctx) => {
+          const rule = userIdRule(value);
+          if (rule !== undefined) ctx.addIssue({ code: 'custom', message: rule });
+        }),
+      ),
+    ),
+    name: z.optional(
+      z.string().check(
+        z.superRefine((value, ctx) => {
+          const rule = userNameRule(value);
+          if (rule !== undefined) ctx.addIssue({ code: 'custom', message: rule });
+          else if (!userNamePattern.test(value))
+            ctx.addIssue({
+              code: 'custom',
+              message:
+                'must be an IAM user name: letters, digits, spaces, underscores, hyphens and periods, not starting with a digit or a space',
+            });
+        }),
+      ),
+    ),
   })
-  .refine((user) => user.id !== undefined || user.name !== undefined, {
-    error: 'must carry the IAM user id, the IAM user name, or both',
-  });
+  .check(
+    z.refine((user) => user.id !== undefined || user.name !== undefined, {
+      error: 'must carry the IAM user id, the IAM user name, or both',
+    }),
+  );
 
 const common = {
   id: z
     .string()
-    .min(1, { error: 'must be 1 to 128 characters' })
-    .max(128, { error: 'must be 1 to 128 characters' })
-    .regex(/^[^\p{Cc}]+$/u, { error: 'must not contain control characters' }),
+    .check(
+      z.minLength(1, { error: 'must be 1 to 128 characters' }),
+      z.maxLength(128, { error: 'must be 1 to 128 characters' }),
+      z.regex(/^[^\p{Cc}]+$/u, { error: 'must not contain control characters' }),
+    ),
   occurredAt: isoWithZone,
-  effectiveAt: isoWithZone.optional(),
-  source: z.string().max(128, { error: 'must be at most 128 characters' }).optional(),
+  effectiveAt: z.optional(isoWithZone),
+  source: z.optional(z.string().check(z.maxLength(128, { error: 'must be at most 128 characters' }))),
   user: userSchema,
 };
 
@@ -98,17 +107,21 @@ const eventSchema = z.discriminatedUnion(
       ...common,
       type: z.literal('membership.added'),
       team: teamSchema,
-      expiresAt: isoWithZone.optional(),
+      expiresAt: z.optional(isoWithZone),
     }),
     z.strictObject({ ...common, type: z.literal('membership.removed'), team: teamSchema }),
     z.strictObject({ ...common, type: z.literal('user.offboarded') }),
     z.strictObject({
       ...common,
       type: z.literal('user.teams'),
-      teams: z
-        .array(teamSchema)
-        .max(maxTeamsPerSnapshot, { error: `must list at most ${maxTeamsPerSnapshot} teams` })
-        .transform((teams) => [...new Set(teams)]),
+      teams: z.pipe(
+        z
+          .array(teamSchema)
+          .check(
+            z.maxLength(maxTeamsPerSnapshot, { error: `must list at most ${maxTeamsPerSnapshot} teams` }),
+          ),
+        z.transform((teams: string[]) => [...new Set(teams)]),
+      ),
     }),
   ],
   {

@@ -3,7 +3,6 @@
  * applied or must be retried or dead-lettered. Calls for different targets run in parallel
  * (bounded); calls for the same target run one after another, in plan order.
  */
-import { performance } from 'node:perf_hooks';
 import type { Plan, PlannedCall, PlannedChange, SwrPermissionsPort, Target } from '../domain.ts';
 import { targetKey } from '../domain.ts';
 import { ErrorCodes, InvalidNameError, SyncError } from '../errors.ts';

@@ -8,8 +8,6 @@
  * `identity` block says how an IdP user becomes an IAM user (`iamName`, `lowercase`).
  */
 import { readFile } from 'node:fs/promises';
-import { LineCounter, parseDocument } from 'yaml';
-import { z } from 'zod';
 import {
   AuthLevels,
   type IamNameSource,
@@ -20,7 +18,9 @@ import {
   targetKey,
 } from '../domain.ts';
 import { ConfigError, ErrorCodes } from '../errors.ts';
+import * as z from '../zod.ts';
 import { teamNameRule } from './events.ts';
+import { hasDuplicateKeys } from './json-keys.ts';
 import { namespaceRule, repositoryRule, userIdRule } from './names.ts';
 
 /** The port through which handlers get the policy (a file in the function zip in production). */
@@ -32,10 +32,13 @@ const requiredString = () =>
   z.string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') });
 
 const ruleChecked = (rule: (value: unknown) => string | undefined) =>
-  requiredString().superRefine((value, ctx) => {
-    const broken = rule(value);
-    if (broken !== undefined) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} ${broken}` });
-  });
+  requiredString().check(
+    z.superRefine((value, ctx) => {
+      const broken = rule(value);
+      if (broken !== undefined)
+        ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} ${broken}` });
+    }),
+  );
 
 const grantFields = ['namespace', 'repository', 'permission', 'exclusive'] as const;
 const teamFields = ['grants', 'idpGroups'] as const;
@@ -48,64 +51,74 @@ const iamNameRule = `must be ${iamNameSources.join(', ')} or "attribute <name>"`
 
 const grantSchema = z.strictObject({
   namespace: ruleChecked(namespaceRule),
-  repository: ruleChecked(repositoryRule).optional(),
+  repository: z.optional(ruleChecked(repositoryRule)),
   permission: z.enum(['read', 'write', 'manage'], {
     error: (issue) => (issue.input === undefined ? 'is required' : 'must be read, write or manage'),
   }),
-  exclusive: z.boolean({ error: 'must be true or false' }).default(false),
+  exclusive: z._default(z.boolean({ error: 'must be true or false' }), false),
 });
 
 /** An IdP group name as the identity provider spells it (Entra and Okta allow almost anything). */
 const idpGroupSchema = z
   .string({ error: 'must be a group name (a string)' })
-  .min(1, { error: 'must not be empty' })
-  .max(256, { error: 'must be at most 256 characters' })
-  .regex(/^[^\p{Cc}]+$/u, { error: 'must not contain control characters' });
+  .check(
+    z.minLength(1, { error: 'must not be empty' }),
+    z.maxLength(256, { error: 'must be at most 256 characters' }),
+    z.regex(/^[^\p{Cc}]+$/u, { error: 'must not contain control characters' }),
+  );
 
 const teamShapeRule = 'must be a list of grants, or { grants: [...], idpGroups: [...] }';
 
 const teamObjectSchema = z.strictObject(
   {
-    grants: z.array(grantSchema, { error: 'must be a list of grants' }).default([]),
-    idpGroups: z
-      .array(idpGroupSchema, { error: 'must be a list of identity-provider group names' })
-      .min(1, { error: 'must name at least one group (leave it out to match the group named like the team)' })
-      .optional(),
+    grants: z._default(z.array(grantSchema, { error: 'must be a list of grants' }), []),
+    idpGroups: z.optional(
+      z.array(idpGroupSchema, { error: 'must be a list of identity-provider group names' }).check(
+        z.minLength(1, {
+          error: 'must name at least one group (leave it out to match the group named like the team)',
+        }),
+      ),
+    ),
   },
   { error: teamShapeRule },
 );
 
 /** The list form is the object form without idpGroups: one schema, one set of messages. */
-const teamSchema = z.preprocess(
-  (value) => (Array.isArray(value) ? { grants: value } : value),
+const teamSchema = z.pipe(
+  z.transform((value) => (Array.isArray(value) ? { grants: value } : value)),
   teamObjectSchema,
 );
 
 const identitySchema = z.strictObject(
   {
-    iamName: z
-      .string({ error: (issue) => (issue.input === undefined ? 'is required' : iamNameRule) })
-      .transform((value, ctx): Pick<IdentityMapping, 'source' | 'attribute'> => {
+    iamName: z.pipe(
+      z.string({ error: (issue) => (issue.input === undefined ? 'is required' : iamNameRule) }),
+      z.transform((value: string, ctx): Pick<IdentityMapping, 'source' | 'attribute'> => {
         const trimmed = value.trim();
         if ((iamNameSources as readonly string[]).includes(trimmed))
           return { source: trimmed as IamNameSource };
         const attribute = attributeSource.exec(trimmed)?.[1];
         if (attribute !== undefined) return { source: 'attribute', attribute };
-        ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} ${iamNameRule}` });
+        ctx.issues.push({ code: 'custom', message: `${JSON.stringify(value)} ${iamNameRule}`, input: value });
         return z.NEVER;
       }),
-    lowercase: z.boolean({ error: 'must be true or false' }).default(false),
+    ),
+    lowercase: z._default(z.boolean({ error: 'must be true or false' }), false),
   },
   { error: 'must be an object: { iamName: ..., lowercase: true|false }' },
 );
 
 const policySchema = z.strictObject({
   version: z.literal(1, { error: 'must be 1 (the only policy format version)' }),
-  protectedUsers: z.array(ruleChecked(userIdRule), { error: 'must be a list of IAM user ids' }).default([]),
-  managedNamespaces: z
-    .array(ruleChecked(namespaceRule), { error: 'must be a list of namespaces' })
-    .default([]),
-  identity: identitySchema.optional(),
+  protectedUsers: z._default(
+    z.array(ruleChecked(userIdRule), { error: 'must be a list of IAM user ids' }),
+    [],
+  ),
+  managedNamespaces: z._default(
+    z.array(ruleChecked(namespaceRule), { error: 'must be a list of namespaces' }),
+    [],
+  ),
+  identity: z.optional(identitySchema),
   teams: z.record(z.string(), teamSchema, {
     error: 'must map team names to lists of grants',
   }),
@@ -227,59 +240,8 @@ const toTarget = (grant: z.output<typeof grantSchema>): Target =>
     ? { kind: 'namespace', namespace: grant.namespace }
     : { kind: 'repo', namespace: grant.namespace, repository: grant.repository };
 
-/**
- * Parses a policy (YAML or JSON). Throws `ConfigError` (code POLICY) listing every problem as
- * `<file>:<line>:<column>: <yaml path>: <rule>`.
- *
- * @example
- * const policy = parsePolicy(await readFile(path, 'utf8'), path);
- * grantsOfTeam(policy, 'platform');
- */
-const parsePolicy = (text: string, sourcePath: string): Policy => {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  const where = (offset: number | undefined): string => {
-    if (offset === undefined) return sourcePath;
-    const { line, col } = lineCounter.linePos(offset);
-    return `${sourcePath}:${line}:${col}`;
-  };
-  const invalid = (problems: string[]): ConfigError =>
-    new ConfigError(`invalid access policy ${sourcePath}`, problems, ErrorCodes.policy);
-
-  if (doc.errors.length > 0)
-    throw invalid(
-      doc.errors.map((error) => `${where(error.pos[0])}: YAML syntax: ${error.message.split('\n')[0]}`),
-    );
-
-  let raw: unknown;
-  try {
-    raw = doc.toJS({ maxAliasCount: 100 });
-  } catch (error) {
-    throw invalid([`${sourcePath}: YAML: ${(error as Error).message}`]);
-  }
-  if (raw === null || raw === undefined) throw invalid([`${sourcePath}: the policy is empty`]);
-
-  const parsed = policySchema.safeParse(raw);
-  const problems = [...(parsed.success ? [] : zodProblems(parsed.error.issues, raw)), ...crossChecks(raw)];
-  if (problems.length > 0 || !parsed.success) {
-    const offsetOf = (path: PathSegment[]): number | undefined => {
-      // A missing field has no node: point at the nearest enclosing one.
-      for (let length = path.length; length >= 0; length--) {
-        const node = doc.getIn(path.slice(0, length), true) as
-          | { range?: [number, number, number] }
-          | undefined;
-        if (node?.range !== undefined) return node.range[0];
-      }
-      return undefined;
-    };
-    const located = problems.map((problem) => ({ problem, offset: offsetOf(problem.path) }));
-    located.sort((a, b) => (a.offset ?? 0) - (b.offset ?? 0));
-    throw invalid(
-      located.map(({ problem, offset }) => `${where(offset)}: ${formatPath(problem.path)}: ${problem.rule}`),
-    );
-  }
-  const { data } = parsed;
-
+/** A policy's data, once the schema accepted it, as the rest of the code reads it. */
+const policyOf = (data: z.output<typeof policySchema>, sourcePath: string): Policy => {
   // Team names are data: a null-prototype map keeps `teams.constructor` from meaning anything.
   const teams = Object.create(null) as Record<string, PolicyGrant[]>;
   const idpGroups = Object.create(null) as Record<string, string[]>;
@@ -314,6 +276,53 @@ const parsePolicy = (text: string, sourcePath: string): Policy => {
 };
 
 /**
+ * Checks a policy document already read into plain data (from YAML or JSON): the policy, or every
+ * problem with its path in the document (lib/core/policy-yaml.ts turns paths into file:line:col).
+ *
+ * @example const { policy, problems } = checkPolicyDocument(JSON.parse(text), 'policy.json');
+ */
+const checkPolicyDocument = (
+  raw: unknown,
+  sourcePath: string,
+): { policy: Policy; problems: [] } | { policy: undefined; problems: Problem[] } => {
+  const parsed = policySchema.safeParse(raw);
+  const problems = [...(parsed.success ? [] : zodProblems(parsed.error.issues, raw)), ...crossChecks(raw)];
+  if (problems.length > 0 || !parsed.success) return { policy: undefined, problems };
+  return { policy: policyOf(parsed.data, sourcePath), problems: [] };
+};
+
+/**
+ * The policy of a text that is plain JSON (no duplicate key) and valid; `undefined` for anything
+ * else, which the YAML reader then reads or refuses with file:line:col. The packaged policy is
+ * JSON compiled at package time (lib/deploy/compile-policy.ts), so a cold start needs no YAML parser.
+ */
+const validPlainJsonPolicy = (text: string, sourcePath: string): Policy | undefined => {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof raw !== 'object' || raw === null || hasDuplicateKeys(text)) return undefined;
+  return checkPolicyDocument(raw, sourcePath).policy;
+};
+
+/**
+ * Parses a policy (YAML or JSON). Throws `ConfigError` (code POLICY) listing every problem as
+ * `<file>:<line>:<column>: <yaml path>: <rule>`. A valid JSON policy is read without the YAML
+ * parser; anything else loads it (lib/core/policy-yaml.ts, a chunk of its own in the bundles) and
+ * gets its messages, so JSON and YAML are refused with the same words.
+ *
+ * @example const policy = await parsePolicyText(await readFile(path, 'utf8'), path);
+ */
+const parsePolicyText = async (text: string, sourcePath: string): Promise<Policy> => {
+  const policy = validPlainJsonPolicy(text, sourcePath);
+  if (policy !== undefined) return policy;
+  const { parsePolicy } = await import('./policy-yaml.ts');
+  return parsePolicy(text, sourcePath);
+};
+
+/**
  * Reads and parses a policy file; an unreadable file is a `ConfigError` (code POLICY) too.
  *
  * @example const policy = await loadPolicyFile(process.env.POLICY_FILE);
@@ -328,7 +337,7 @@ const loadPolicyFile = async (path: string): Promise<Policy> => {
       cause: error,
     });
   }
-  return parsePolicy(text, path);
+  return parsePolicyText(text, path);
 };
 
 /**
@@ -416,15 +425,17 @@ const idpGroupsOfTeam = (policy: Policy, team: string): string[] => {
 };
 
 export { grantsOfTeam } from './desired.ts';
-export type { PolicyLoader };
+export type { PathSegment, PolicyLoader, Problem };
 export {
   allPolicyTargets,
+  checkPolicyDocument,
   createFilePolicyLoader,
+  formatPath,
   groupKey,
   identityOf,
   idpGroupsOfTeam,
   isKnownTeam,
   loadPolicyFile,
-  parsePolicy,
+  parsePolicyText,
   teamsOfIdpGroup,
 };

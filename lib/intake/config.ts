@@ -4,9 +4,9 @@
  * start; every problem listed at once; secret values never shown.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
 import { fifoFlags, type QueueTargets } from '../producer.ts';
+import * as z from '../zod.ts';
 import type { SuspendAction } from './okta.ts';
 
 /** Where the SCIM token and the Okta hook secret come from. */
@@ -30,9 +30,9 @@ interface IntakeConfig {
 /** A shorter shared secret can be guessed; identity providers accept long ones. */
 const minSecretLength = 32;
 
-const trimmed = z.preprocess(
-  (value) => (typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined),
-  z.string().optional(),
+const trimmed = z.pipe(
+  z.transform((value) => (typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined)),
+  z.optional(z.string()),
 );
 
 const envSchema = z.object({

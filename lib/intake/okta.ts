@@ -14,7 +14,6 @@
  * and the queue handler resolves it (and dead-letters it if IAM does not know it).
  */
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
 import { identityOf, teamsOfIdpGroup } from '../core/policy.ts';
 import type { EventUser, PeopleEvent, Policy, UserDirectoryPort } from '../domain.ts';
 import { isRetryable } from '../errors.ts';
@@ -22,6 +21,7 @@ import { type Log, MetricNames, type MetricsSink } from '../observability.ts';
 import { mapLimit } from '../pool.ts';
 import { type OutgoingEvent, validateEvents } from '../producer.ts';
 import { redactSecrets } from '../redact.ts';
+import * as z from '../zod.ts';
 import { type IdpUserAttributes, mappedIamName, resolveIamUser } from './identity.ts';
 
 type SuspendAction = 'offboard' | 'ignore';
@@ -29,22 +29,22 @@ type SuspendAction = 'offboard' | 'ignore';
 const eventSource = 'okta-hook';
 
 const targetSchema = z.looseObject({
-  id: z.string().optional(),
-  type: z.string().optional(),
-  alternateId: z.string().nullish(),
-  displayName: z.string().nullish(),
+  id: z.optional(z.string()),
+  type: z.optional(z.string()),
+  alternateId: z.nullish(z.string()),
+  displayName: z.nullish(z.string()),
 });
 
 const logEventSchema = z.looseObject({
-  uuid: z.string().min(1).max(100),
+  uuid: z.string().check(z.minLength(1), z.maxLength(100)),
   published: z.string(),
   eventType: z.string(),
-  outcome: z.looseObject({ result: z.string().nullish() }).nullish(),
-  target: z.array(targetSchema).nullish(),
+  outcome: z.nullish(z.looseObject({ result: z.nullish(z.string()) })),
+  target: z.nullish(z.array(targetSchema)),
 });
 
 const deliverySchema = z.looseObject({
-  data: z.looseObject({ events: z.array(z.unknown()).max(1000) }),
+  data: z.looseObject({ events: z.array(z.unknown()).check(z.maxLength(1000)) }),
 });
 
 type LogEvent = z.infer<typeof logEventSchema>;

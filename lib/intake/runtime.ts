@@ -1,12 +1,12 @@
 /**
  * The intake function's composition root: configuration read once at cold start (a bad one fails
- * the start, naming every problem), clients built once, the policy, credentials and intake
- * secrets fetched by the first request and kept (a failed fetch is tried again next time).
+ * the start, naming every problem); the policy, credentials, intake secrets and clients are built
+ * by the first request and kept (a failed build is tried again next time).
  */
 import { randomUUID } from 'node:crypto';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { SQSClient } from '@aws-sdk/client-sqs';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import { readConfig } from '../config.ts';
 import { createFilePolicyLoader } from '../core/policy.ts';
 import type { UserDirectoryPort } from '../domain.ts';
@@ -23,7 +23,6 @@ import { defaultPolicyFile, memoizeRetryable, resolveAuth, swrServicesFor } from
 import { type IntakeConfig, type IntakeSecrets, intakeSecretsFromJson, readIntakeConfig } from './config.ts';
 import type { IntakeRuntime, IntakeServices } from './handler.ts';
 import { createOktaHook } from './okta.ts';
-import { createDynamoScimStore } from './scim/dynamo-store.ts';
 import { createScimService } from './scim/service.ts';
 
 interface IntakeRuntimeOptions {
@@ -49,12 +48,16 @@ const monotonicClock = (now: () => Date = () => new Date()): (() => Date) => {
   };
 };
 
+/** The secrets from the environment, or from Secrets Manager (a chunk loaded only then). */
 const loadIntakeSecrets = async (
   config: IntakeConfig,
-  client: () => SecretsManagerClient,
+  client: SecretsManagerClient | undefined,
 ): Promise<IntakeSecrets> => {
   if (config.secrets.kind === 'env') return config.secrets;
-  const answer = await client().send(new GetSecretValueCommand({ SecretId: config.secrets.secretArn }));
+  const { GetSecretValueCommand, SecretsManagerClient } = await import('@aws-sdk/client-secrets-manager');
+  const answer = await (client ?? new SecretsManagerClient({})).send(
+    new GetSecretValueCommand({ SecretId: config.secrets.secretArn }),
+  );
   if (answer.SecretString === undefined)
     throw new ConfigError('the intake secret has no string value', [config.secrets.secretArn]);
   return intakeSecretsFromJson(answer.SecretString);
@@ -73,24 +76,27 @@ const createIntakeRuntime = (options: IntakeRuntimeOptions): IntakeRuntime & { c
   if (intake.secrets.kind === 'env')
     registerSecrets([intake.secrets.scimToken, intake.secrets.oktaHookSecret]);
   const policyLoader = createFilePolicyLoader(config.policyFile);
-  const sqs = options.clients?.sqs ?? new SQSClient({});
-  const dynamo = options.clients?.dynamo ?? new DynamoDBClient({});
-  let secretsClient = options.clients?.secrets;
-  const secrets = () => {
-    secretsClient ??= new SecretsManagerClient({});
-    return secretsClient;
-  };
-  const producer = createEventProducer({ sqs, queues: intake.queues });
-  const store = createDynamoScimStore({ client: dynamo, tableName: config.tableName as string });
   const clock = monotonicClock();
 
   const build = async (): Promise<IntakeServices> => {
-    const [policy, intakeSecrets] = await Promise.all([
+    // The AWS clients and the SCIM store are chunks of their own, loaded while the policy and the
+    // secrets are read: a cold start does not parse them before the handler exists.
+    const [policy, intakeSecrets, producer, store] = await Promise.all([
       policyLoader.load(),
-      loadIntakeSecrets(intake, secrets),
+      loadIntakeSecrets(intake, options.clients?.secrets),
+      import('@aws-sdk/client-sqs').then(({ SQSClient }) =>
+        createEventProducer({ sqs: options.clients?.sqs ?? new SQSClient({}), queues: intake.queues }),
+      ),
+      Promise.all([import('@aws-sdk/client-dynamodb'), import('./scim/dynamo-store.ts')]).then(
+        ([{ DynamoDBClient }, { createDynamoScimStore }]) =>
+          createDynamoScimStore({
+            client: options.clients?.dynamo ?? new DynamoDBClient({}),
+            tableName: config.tableName as string,
+          }),
+      ),
     ]);
     registerSecrets([intakeSecrets.scimToken, intakeSecrets.oktaHookSecret]);
-    const directory = options.directory ?? swrServicesFor(config, await resolveAuth(config), metrics).users;
+    const directory = options.directory ?? (await swrServicesFor(config, resolveAuth(config), metrics)).users;
     log.info('cold start', {
       functionName: options.functionName,
       policyFile: config.policyFile,

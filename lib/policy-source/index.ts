@@ -2,13 +2,14 @@
  * Where the functions and the CLI get the access policy: the file packaged with the function
  * (POLICY_FILE), or a versioned S3 object (POLICY_S3_URI) checked for a new version at most every
  * POLICY_RELOAD_SECONDS. One loader per instance, built at cold start; `load()` per invocation.
+ * The S3 loader and its client are a chunk of their own, loaded by the first `load()` when an
+ * object is configured: a function reading its packaged file never parses them.
  */
-import { S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { AppConfig } from '../config.ts';
 import { createFilePolicyLoader, type PolicyLoader } from '../core/policy.ts';
 import type { Policy } from '../domain.ts';
 import type { Log, MetricsSink } from '../observability.ts';
-import { createS3PolicyLoader } from './s3-loader.ts';
 
 interface PolicySourceDeps {
   log: Log;
@@ -24,18 +25,28 @@ const createPolicyLoader = (
   config: Pick<AppConfig, 'policyFile' | 'policyS3' | 'policyReloadSeconds'>,
   deps: PolicySourceDeps,
 ): PolicyLoader & { source: string } => {
-  if (config.policyS3 === undefined)
+  const object = config.policyS3;
+  if (object === undefined)
     return { ...createFilePolicyLoader(config.policyFile), source: config.policyFile };
-  return {
-    ...createS3PolicyLoader({
-      s3: deps.s3 ?? new S3Client({}),
-      object: config.policyS3,
-      reloadIntervalMs: config.policyReloadSeconds * 1000,
-      log: deps.log,
-      metrics: deps.metrics,
-    }),
-    source: config.policyS3.uri,
+  let loader: Promise<PolicyLoader> | undefined;
+  const s3Loader = (): Promise<PolicyLoader> => {
+    loader ??= Promise.all([import('./s3-loader.ts'), import('@aws-sdk/client-s3')]).then(
+      ([{ createS3PolicyLoader }, { S3Client }]) =>
+        createS3PolicyLoader({
+          s3: deps.s3 ?? new S3Client({}),
+          object,
+          reloadIntervalMs: config.policyReloadSeconds * 1000,
+          log: deps.log,
+          metrics: deps.metrics,
+        }),
+    );
+    // A chunk that failed to load is tried again by the next call.
+    loader.catch(() => {
+      loader = undefined;
+    });
+    return loader;
   };
+  return { load: async () => (await s3Loader()).load(), source: object.uri };
 };
 
 /**

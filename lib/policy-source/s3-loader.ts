@@ -10,7 +10,7 @@
  * start) there is nothing to keep: the load fails, and so does the invocation, naming the problem.
  */
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { type PolicyLoader, parsePolicy } from '../core/policy.ts';
+import { type PolicyLoader, parsePolicyText } from '../core/policy.ts';
 import type { Policy } from '../domain.ts';
 import { ConfigError, ErrorCodes } from '../errors.ts';
 import { type Log, MetricNames, type MetricsSink } from '../observability.ts';
@@ -126,7 +126,7 @@ const createS3PolicyLoader = (options: S3PolicyLoaderOptions): PolicyLoader => {
     }
     let policy: Policy;
     try {
-      policy = parsePolicy(text, sourceOf(versionId));
+      policy = await parsePolicyText(text, sourceOf(versionId));
     } catch (error) {
       return refuse(
         inUse === undefined

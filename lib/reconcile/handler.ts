@@ -5,9 +5,9 @@
  */
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { z } from 'zod';
 import { ErrorCodes, SyncError } from '../errors.ts';
 import { flushMetrics } from '../middleware.ts';
+import * as z from '../zod.ts';
 import { recordReconcileCrash, recordReconcileMetrics } from './metrics.ts';
 import { runReconcile } from './reconcile.ts';
 import { reconcileSummary } from './report.ts';
@@ -15,9 +15,9 @@ import type { ReconcileRuntime } from './runtime.ts';
 
 /** Overrides a manual invocation may carry; anything else in the event is ignored. */
 const overridesSchema = z.looseObject({
-  source: z.unknown().optional(),
-  dryRun: z.boolean().optional(),
-  allowMassRevoke: z.boolean().optional(),
+  source: z.optional(z.unknown()),
+  dryRun: z.optional(z.boolean()),
+  allowMassRevoke: z.optional(z.boolean()),
 });
 
 interface Overrides {

@@ -1,13 +1,10 @@
 /**
  * The composition root of the reconcile function, built like the queue handlers' runtime:
- * configuration read once at cold start (an invalid one fails the start, naming every problem),
- * clients built once and reused; the policy file and the credentials secret are awaited by the
- * first invocation.
+ * configuration read once at cold start (an invalid one fails the start, naming every problem);
+ * the policy, the credentials and the clients are built by the first invocation and reused.
  */
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { createDynamoAuditStore } from '../audit/index.ts';
-import { awsClientConfig } from '../aws.ts';
 import { type AppConfig, readConfig } from '../config.ts';
 import {
   createPowertoolsLog,
@@ -18,8 +15,6 @@ import {
 } from '../observability.ts';
 import { createPolicyLoader, withPolicy } from '../policy-source/index.ts';
 import { defaultPolicyFile, memoizeRetryable, resolveAuth, swrServicesFor } from '../runtime.ts';
-import { createDynamoStore } from '../store/index.ts';
-import { createDynamoSweepProgress } from '../store/sweep-progress.ts';
 import type { ReconcileDeps, ReconcileOptions } from './reconcile.ts';
 
 /** Everything but the deadline, which each invocation takes from its context. */
@@ -61,15 +56,23 @@ const createReconcileRuntime = (
     metrics,
     ...(options.clients?.s3 === undefined ? {} : { s3: options.clients.s3 }),
   });
-  // Every request bounded by REQUEST_TIMEOUT_MS; every operation also by the run's deadline.
-  const dynamo = options.clients?.dynamo ?? new DynamoDBClient(awsClientConfig(config.requestTimeoutMs));
-  const store = createDynamoStore({ client: dynamo, tableName: config.tableName as string, log });
-  const auditStore = createDynamoAuditStore({ client: dynamo, tableName: config.tableName as string });
-  const sweepProgress = createDynamoSweepProgress({ client: dynamo, tableName: config.tableName as string });
 
   const build = async () => {
-    const [policy, auth] = await Promise.all([policyLoader.load(), resolveAuth(config)]);
-    const services = swrServicesFor(config, auth, metrics);
+    const reading = resolveAuth(config);
+    // The SWR client and the table's adapters load (chunks) while the policy and credentials are read.
+    const [policy, auth, services, { store, auditStore, sweepProgress }] = await Promise.all([
+      policyLoader.load(),
+      reading,
+      swrServicesFor(config, reading, metrics),
+      import('../table-adapters.ts').then(({ createTableAdapters }) =>
+        createTableAdapters({
+          tableName: config.tableName as string,
+          requestTimeoutMs: config.requestTimeoutMs,
+          log,
+          client: options.clients?.dynamo,
+        }),
+      ),
+    ]);
     const deps: ReconcileDeps = {
       swr: services.swr,
       store,

@@ -3,7 +3,7 @@
  * fields of `FaultConfig`, every one optional, checked before the simulator starts.
  */
 import { readFileSync } from 'node:fs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { SimulatorConfigError } from './errors.ts';
 import { type FaultConfig, GatewayVariants, LyingWrites, MalformedVariants } from './faults.ts';
 

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { z } from 'zod';
+import * as z from 'zod';
 import { SimulatorConfigError } from './errors.ts';
 import { namespaceProblem, repositoryProblem } from './names.ts';
 

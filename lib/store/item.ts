@@ -3,10 +3,11 @@
  * the schema every item read is checked against. A malformed item is a `StoreError`, never "no
  * teams": the record decides who loses access.
  */
-import { z } from 'zod';
+
 import { eventSchema } from '../core/events.ts';
 import type { ResolvedEvent, UserRecord } from '../domain.ts';
 import { StoreError } from '../errors.ts';
+import * as z from '../zod.ts';
 import { stateSortKey, userPartitionKey } from './table.ts';
 
 // Loose: attributes a later version adds to a team fact survive a rewrite by this one.
@@ -14,25 +15,26 @@ const teamFactSchema = z.looseObject({
   member: z.boolean(),
   at: z.string(),
   eventId: z.string(),
-  expiresAt: z.string().optional(),
+  expiresAt: z.optional(z.string()),
 });
 
 // A pending event was validated when it arrived; it must still be one, with its user resolved.
-const pendingEventSchema = eventSchema.refine(
-  (event) => event.user.id !== undefined && event.user.name !== undefined,
-  { error: 'a pending event must carry the resolved user id and name' },
+const pendingEventSchema = eventSchema.check(
+  z.refine((event) => event.user.id !== undefined && event.user.name !== undefined, {
+    error: 'a pending event must carry the resolved user id and name',
+  }),
 );
 
 const itemSchema = z.object({
   userId: z.string(),
   userName: z.string(),
   teams: z.record(z.string(), teamFactSchema),
-  offboardedAt: z.string().optional(),
-  snapshotAt: z.string().optional(),
-  floorAt: z.string().optional(),
-  pending: z.array(pendingEventSchema).optional(),
-  version: z.number().int().nonnegative(),
-  updatedAt: z.string().optional(),
+  offboardedAt: z.optional(z.string()),
+  snapshotAt: z.optional(z.string()),
+  floorAt: z.optional(z.string()),
+  pending: z.optional(z.array(pendingEventSchema)),
+  version: z.int().check(z.nonnegative()),
+  updatedAt: z.optional(z.string()),
 });
 
 /** Reads a STATE item back; throws a `StoreError` naming the item when it is malformed. */

@@ -5,10 +5,10 @@
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
-import { z } from 'zod';
 import { callAws } from '../aws.ts';
 import { StoreError, SyncError } from '../errors.ts';
 import type { SweepProgress, SweepProgressPort } from '../offboarding/progress.ts';
+import * as z from '../zod.ts';
 import { userPartitionKey } from './table.ts';
 
 const sweepSortKey = 'SWEEP';
@@ -17,11 +17,11 @@ const progressSchema = z.object({
   userId: z.string(),
   offboardedAt: z.string(),
   policyDone: z.boolean(),
-  namespaces: z.record(z.string(), z.object({ after: z.string().optional(), done: z.boolean() })),
-  checked: z.number().int().nonnegative(),
+  namespaces: z.record(z.string(), z.object({ after: z.optional(z.string()), done: z.boolean() })),
+  checked: z.int().check(z.nonnegative()),
   startedAt: z.string(),
   updatedAt: z.string(),
-  finishedAt: z.string().optional(),
+  finishedAt: z.optional(z.string()),
 });
 
 const describe = (error: unknown): string =>

@@ -5,7 +5,6 @@
  * what is still needed, so every call is safe to repeat.
  */
 import type { Dispatcher } from 'undici';
-import { z } from 'zod';
 import {
   type CallOptions,
   type SwrPermissionsPort,
@@ -15,6 +14,7 @@ import {
   type UserAuth,
 } from '../domain.ts';
 import { InvalidNameError, SyncError } from '../errors.ts';
+import * as z from '../zod.ts';
 import { ClientErrorCodes, isExistsConflict, isMissingPermission, SwrApiError } from './api-errors.ts';
 import type { AuthProvider } from './auth.ts';
 import { assertEndpoint } from './endpoint.ts';
@@ -68,8 +68,8 @@ const levelSchema = z.union([z.literal(1), z.literal(3), z.literal(7)]);
 
 /** One entry of `others_auths`: a string user_id and a documented level, or the read failed. */
 const userAuthSchema = z.looseObject({
-  user_id: z.string().min(1),
-  user_name: z.string().nullish(),
+  user_id: z.string().check(z.minLength(1)),
+  user_name: z.nullish(z.string()),
   auth: levelSchema,
 });
 
@@ -80,15 +80,15 @@ const userAuthSchema = z.looseObject({
  */
 const accessSchema = z.looseObject({
   // The caller; absent (or null) is tolerated: it only means no entry is known to be the caller's.
-  self_auth: z.looseObject({ user_id: z.string().min(1) }).nullish(),
+  self_auth: z.nullish(z.looseObject({ user_id: z.string().check(z.minLength(1)) })),
   others_auths: z.array(userAuthSchema),
 });
 
 /** The v2 listing: an array of repositories, each with a string name. */
-const repoListSchema = z.array(z.looseObject({ name: z.string().min(1) }));
+const repoListSchema = z.array(z.looseObject({ name: z.string().check(z.minLength(1)) }));
 
 const parseWith =
-  <T>(schema: z.ZodType<T>) =>
+  <T>(schema: z.ZodMiniType<T>) =>
   (response: RawResponse): T => {
     const result = schema.safeParse(jsonBody(response));
     if (!result.success) throw new Error(z.prettifyError(result.error));

@@ -2,13 +2,19 @@
  * Endpoint checks done once at start-up: tokens and signatures must never travel in clear text,
  * so only `https:` is accepted, except on the loopback interface used by the local stack.
  */
-import { isIPv4 } from 'node:net';
 import { ConfigError } from '../errors.ts';
+
+/**
+ * 127.0.0.0/8 written as node:net's isIPv4 accepts it (four decimal numbers, no leading zero);
+ * WHATWG URL writes every IPv4 host so (127.1 and 0x7f.0.0.1 become 127.0.0.1). A pattern, not
+ * node:net: the configuration is checked at cold start, and node:net costs a few ms to load.
+ */
+const loopbackIPv4 = /^127(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
 const isLoopback = (hostname: string): boolean => {
   const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
   if (host === 'localhost' || host === '::1') return true;
-  return isIPv4(host) && host.startsWith('127.');
+  return loopbackIPv4.test(host);
 };
 
 /**

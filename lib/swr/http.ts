@@ -3,7 +3,7 @@
  * timeouts bounded by the caller's deadline, body always consumed, failures typed. `createTransport`
  * adds auth headers, the 401 → fresh credentials → one more try rule, and retries.
  */
-import { type Dispatcher, Pool } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { CallOptions } from '../domain.ts';
 import { SyncError } from '../errors.ts';
 import {
@@ -18,6 +18,7 @@ import {
 import type { AuthProvider } from './auth.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import { type RetryClock, type RetryEvent, type RetryPolicy, systemClock, withRetry } from './retry.ts';
+import { Pool, requestOn } from './undici.ts';
 
 type HttpMethod = 'GET' | 'POST' | 'PATCH' | 'DELETE';
 
@@ -89,7 +90,7 @@ const sendRaw = async (dispatcher: Dispatcher, request: RawRequest): Promise<Raw
   const signal = request.signal === undefined ? timer : AbortSignal.any([request.signal, timer]);
   const context = { service: request.service, method: request.method, target: request.target };
   try {
-    const response = await dispatcher.request({
+    const response = await requestOn(dispatcher, {
       origin: request.url.origin,
       path: `${request.url.pathname}${request.url.search}`,
       method: request.method,

@@ -5,8 +5,8 @@
  * A name is an identity only when exactly one IAM user carries it.
  */
 import type { Dispatcher } from 'undici';
-import { z } from 'zod';
 import type { CallOptions, IamUser, UserDirectoryPort } from '../domain.ts';
+import * as z from '../zod.ts';
 import { AmbiguousUserError, isGatewayAnswer, parseErrorBody, SwrApiError } from './api-errors.ts';
 import type { AuthProvider } from './auth.ts';
 import { assertEndpoint } from './endpoint.ts';
@@ -85,10 +85,13 @@ const createCache = (options: UserCacheOptions, now: () => number) => {
   };
 };
 
-const iamUserSchema = z.looseObject({ id: z.string().min(1), name: z.string().min(1) });
+const iamUserSchema = z.looseObject({
+  id: z.string().check(z.minLength(1)),
+  name: z.string().check(z.minLength(1)),
+});
 
 const parseWith =
-  <T>(schema: z.ZodType<T>) =>
+  <T>(schema: z.ZodMiniType<T>) =>
   (response: RawResponse): T => {
     const result = schema.safeParse(jsonBody(response));
     if (!result.success) throw new Error(z.prettifyError(result.error));

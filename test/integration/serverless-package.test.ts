@@ -1,10 +1,13 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { zipEntries } from '../../bench/bundles.ts';
+import { parsePolicyText } from '../../lib/core/policy.ts';
+import { parsePolicy } from '../../lib/core/policy-yaml.ts';
 import { MetricNames, type MetricsSink } from '../../lib/observability.ts';
 import { createReconcileRuntime } from '../../lib/reconcile/runtime.ts';
 import { createQueueRuntime } from '../../lib/runtime.ts';
@@ -115,6 +118,22 @@ const asList = (value: unknown): unknown[] => (Array.isArray(value) ? value : [v
 const getAttTarget = (value: unknown): string | undefined =>
   (value as { 'Fn::GetAtt'?: [string, string] } | undefined)?.['Fn::GetAtt']?.[0];
 
+/** Enough environment for a handler module to load from its unpacked zip (nothing is called). */
+const functionLoadEnv = {
+  AWS_REGION: 'eu-west-1',
+  AWS_ACCESS_KEY_ID: 'test',
+  AWS_SECRET_ACCESS_KEY: 'test',
+  TABLE_NAME: 'package-test',
+  ACCESS_CHANGES_DLQ_URL: 'http://127.0.0.1:9/000000000000/access-changes-dlq.fifo',
+  OFFBOARDING_DLQ_URL: 'http://127.0.0.1:9/000000000000/offboarding-dlq.fifo',
+  ACCESS_CHANGES_QUEUE_URL: 'http://127.0.0.1:9/000000000000/access-changes.fifo',
+  OFFBOARDING_QUEUE_URL: 'http://127.0.0.1:9/000000000000/offboarding.fifo',
+  SWR_ENDPOINT: 'http://127.0.0.1:9',
+  IAM_ENDPOINT: 'http://127.0.0.1:9',
+  SWR_AUTH_TOKEN: 'package-test-load-only',
+  POLICY_FILE: '.policy/test.json',
+  POWERTOOLS_LOG_LEVEL: 'ERROR',
+};
 /** A work folder of our own: no clash with a concurrent package, no stale bundle of invoke local. */
 const esbuildWorkFolder = `.esbuild-package-test-${process.pid}`;
 /** What a real stage must be given (the package guard refuses the demo policy and no secret). */
@@ -198,6 +217,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (outDir !== undefined) await rm(outDir, { recursive: true, force: true });
   await rm(join(root, esbuildWorkFolder), { recursive: true, force: true });
+  await rm(join(root, '.policy', 'test.json'), { force: true });
 });
 
 describe('queues', () => {
@@ -433,25 +453,103 @@ describe('functions', () => {
   });
 });
 
+/** Relative module specifiers a bundle file imports (`from"./x.js"`, `import"./x.js"`, `import("./x.js")`). */
+const relativeImportsOf = (code: string): string[] =>
+  [...code.matchAll(/(?:\bfrom|\bimport)\s*\(?\s*["'](\.{1,2}\/[^"']+)["']/g)].map((match) => match[1] ?? '');
+
 describe('packages', () => {
   it.each(functionNames)(
-    '%s.zip holds the bundle, its source map, package.json and the policy file',
+    '%s.zip holds the bundle, its own chunks, their source maps, package.json and the compiled policy',
     (name) => {
       // Prepare
       const [, fn] = functionResource(name);
       const policyFile = String((fn.Properties.Environment as { Variables: Props }).Variables.POLICY_FILE);
       const zip = zips.get(name);
+      const chunks = (zip?.entries ?? []).filter((entry) => entry.startsWith(`functions/${name}.chunks/`));
 
       // Assess
-      expect(policyFile).not.toMatch(/^\//);
-      // Nothing else: no node_modules (the AWS SDK is bundled), no other function's bundle.
+      expect(policyFile).toBe('.policy/test.json');
+      // Nothing else: no node_modules (the AWS SDK is bundled), no other function's bundle or chunks.
       expect(zip?.entries.slice().sort()).toEqual(
-        [policyFile, 'package.json', `functions/${name}.js`, `functions/${name}.js.map`].sort(),
+        [policyFile, 'package.json', `functions/${name}.js`, `functions/${name}.js.map`, ...chunks].sort(),
       );
+      expect(chunks.length).toBeGreaterThan(0);
+      for (const chunk of chunks)
+        expect(chunk).toMatch(/^functions\/[a-z]+\.chunks\/[\w-]+-[A-Z0-9]{8}\.js(\.map)?$/);
       // Bundled and minified, the AWS SDK clients included: a few MB at most (Lambda allows 50).
       expect(zip?.size).toBeGreaterThan(1024);
       expect(zip?.size).toBeLessThan(10 * 1024 * 1024);
     },
+  );
+
+  it('packages the policy compiled to JSON: the same policy, which the functions read without YAML', async () => {
+    // Prepare
+    const source = await readFile(join(root, deployParams.policyFile), 'utf8');
+    const packaged = zipEntries(await readFile(join(outDir, 'sync.zip'))).find(
+      (entry) => entry.name === '.policy/test.json',
+    );
+
+    // Act
+    const json = packaged?.data.toString('utf8') ?? '';
+    const compiled = await parsePolicyText(json, 'packaged');
+
+    // Assess
+    expect(() => JSON.parse(json)).not.toThrow();
+    expect(compiled).toEqual({ ...parsePolicy(source, 'packaged') });
+  });
+
+  it.each(functionNames)('%s.zip holds every file its bundle and chunks import', async (name) => {
+    // Prepare
+    const entries = zipEntries(await readFile(join(outDir, `${name}.zip`)));
+    const files = new Map(entries.map((entry) => [entry.name, entry.data.toString('utf8')]));
+
+    // Act
+    const missing = [...files]
+      .filter(([path]) => path.endsWith('.js'))
+      .flatMap(([path, code]) =>
+        relativeImportsOf(code)
+          .map((specifier) => posix.join(posix.dirname(path), specifier))
+          .filter((target) => !files.has(target))
+          .map((target) => `${path} -> ${target}`),
+      );
+
+    // Assess
+    expect(missing).toEqual([]);
+  });
+
+  it.each(functionNames)(
+    '%s, unpacked as in /var/task, loads its handler and every lazy chunk',
+    async (name) => {
+      // Prepare
+      const dir = await mkdtemp(join(tmpdir(), `swr-access-sync-${name}-zip-`));
+      try {
+        for (const entry of zipEntries(await readFile(join(outDir, `${name}.zip`)))) {
+          await mkdir(dirname(join(dir, entry.name)), { recursive: true });
+          await writeFile(join(dir, entry.name), entry.data);
+        }
+        const chunks = (await readdir(join(dir, 'functions', `${name}.chunks`))).filter((file) =>
+          file.endsWith('.js'),
+        );
+        const script = `
+          const handler = await import('./functions/${name}.js');
+          if (typeof handler.handler !== 'function') throw new Error('no handler');
+          for (const chunk of ${JSON.stringify(chunks)}) await import('./functions/${name}.chunks/' + chunk);
+          process.stdout.write('loaded ' + ${chunks.length});`;
+
+        // Act
+        const { stdout } = await execFileAsync(process.execPath, ['--input-type=module', '-e', script], {
+          cwd: dir,
+          timeout: 60_000,
+          env: { PATH: process.env.PATH, ...functionLoadEnv },
+        });
+
+        // Assess
+        expect(stdout).toBe(`loaded ${chunks.length}`);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+    90_000,
   );
 });
 

@@ -9,8 +9,9 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { z } from 'zod';
-import { loadPolicyFile, parsePolicy } from '../../lib/core/policy.ts';
+import * as z from 'zod';
+import { loadPolicyFile } from '../../lib/core/policy.ts';
+import { parsePolicy } from '../../lib/core/policy-yaml.ts';
 import type { DeadLetter, DeadLetterSender } from '../../lib/dlq.ts';
 import type { PeopleEvent, Policy } from '../../lib/domain.ts';
 import { ConfigError } from '../../lib/errors.ts';

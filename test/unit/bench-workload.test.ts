@@ -9,7 +9,7 @@ import {
   warmupEvents,
 } from '../../bench/workload.ts';
 import { parseEventBody } from '../../lib/core/events.ts';
-import { parsePolicy } from '../../lib/core/policy.ts';
+import { parsePolicy } from '../../lib/core/policy-yaml.ts';
 import { parseSeed } from '../../lib/sim/index.ts';
 
 const sizesFactory = (overrides: Partial<WorkloadSizes> = {}): WorkloadSizes => ({

@@ -5,7 +5,7 @@
  */
 import type { Context } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
-import { parsePolicy } from '../../lib/core/policy.ts';
+import { parsePolicy } from '../../lib/core/policy-yaml.ts';
 import { handleIntakeEvent, type IntakeEvent, type IntakeRuntime } from '../../lib/intake/handler.ts';
 import { createOktaHook } from '../../lib/intake/okta.ts';
 import { createMemoryScimStore } from '../../lib/intake/scim/memory-store.ts';

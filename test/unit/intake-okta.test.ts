@@ -3,7 +3,7 @@
  * and why, the suspension setting, and what happens when IAM cannot answer in time.
  */
 import { describe, expect, it } from 'vitest';
-import { parsePolicy } from '../../lib/core/policy.ts';
+import { parsePolicy } from '../../lib/core/policy-yaml.ts';
 import { createOktaHook, readDelivery, type SuspendAction } from '../../lib/intake/okta.ts';
 import { createMemoryTelemetry, MetricNames } from '../../lib/observability.ts';
 import { fixedDirectory, oktaDelivery, oktaEvent, sample } from '../support/intake.ts';

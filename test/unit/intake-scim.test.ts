@@ -4,7 +4,7 @@
  * names; the difference, never a wipe; no event twice; the IdP's retry after a failed send).
  */
 import { beforeEach, describe, expect, it } from 'vitest';
-import { parsePolicy } from '../../lib/core/policy.ts';
+import { parsePolicy } from '../../lib/core/policy-yaml.ts';
 import { createMemoryScimStore } from '../../lib/intake/scim/memory-store.ts';
 import { createScimService, type ScimRequest } from '../../lib/intake/scim/service.ts';
 import { createMemoryTelemetry, MetricNames } from '../../lib/observability.ts';

@@ -10,9 +10,9 @@ import {
   idpGroupsOfTeam,
   isKnownTeam,
   loadPolicyFile,
-  parsePolicy,
   teamsOfIdpGroup,
 } from '../../lib/core/policy.ts';
+import { parsePolicy } from '../../lib/core/policy-yaml.ts';
 import { targetKey } from '../../lib/domain.ts';
 import { ConfigError, ErrorCodes } from '../../lib/errors.ts';
 

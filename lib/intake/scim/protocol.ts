@@ -3,8 +3,9 @@
  * read into what we keep, and what we answer (resources, ListResponse, attribute projection).
  * Pure: no I/O.
  */
-import { z } from 'zod';
+
 import { SyncError } from '../../errors.ts';
+import * as z from '../../zod.ts';
 import type { ScimGroupRecord, ScimUserRecord } from './state.ts';
 
 const Urns = {
@@ -162,7 +163,7 @@ const readUser = (value: unknown, options: { checkSchemas: boolean }): UserInput
   return { userName, active, attributes: { ...attributes, userName, active } };
 };
 
-const memberSchema = z.looseObject({ value: z.string().min(1).max(256) });
+const memberSchema = z.looseObject({ value: z.string().check(z.minLength(1), z.maxLength(256)) });
 
 interface GroupInput {
   displayName: string;
