@@ -6,7 +6,9 @@ import { parseArgs } from 'node:util';
 
 const ScenarioNames = {
   calls: 'calls',
+  quota: 'quota',
   throughput: 'throughput',
+  latency: 'latency',
   offboarding: 'offboarding',
   coldstart: 'coldstart',
   retry: 'retry',
@@ -28,6 +30,14 @@ interface BenchSizes {
   retryEvents: number;
   /** Events pushed through the local stack for the throughput benchmark. */
   throughputEvents: number;
+  /** The naive handler's share of them (its rate does not depend on batching: a prefix is enough). */
+  throughputNaiveEvents: number;
+  /** The account quota of the quota benchmark, requests per second. */
+  quotaRps: number;
+  /** Events of the reorganisation the naive baseline applies under the quota (its time is scaled). */
+  quotaNaiveEvents: number;
+  /** Joins timed one at a time on a quiet system (join → grant latency). */
+  latencySamples: number;
   /** Joins flooding access-changes during the offboarding benchmark (also the memory figure). */
   flood: number;
   /** Users the flood joins to teams (5 joins each on average); not among the offboarded. */
@@ -68,6 +78,10 @@ const fullSizes: BenchSizes = {
   repos: 200,
   namespaces: 5,
   throughputEvents: 1000,
+  throughputNaiveEvents: 100,
+  quotaRps: 20,
+  quotaNaiveEvents: 60,
+  latencySamples: 30,
   flood: 10_000,
   floodUsers: 2000,
   offboardings: 50,
@@ -87,6 +101,9 @@ const quickSizes: BenchSizes = {
   repos: 40,
   namespaces: 3,
   throughputEvents: 150,
+  throughputNaiveEvents: 30,
+  quotaNaiveEvents: 30,
+  latencySamples: 8,
   flood: 800,
   floodUsers: 160,
   offboardings: 10,
@@ -102,6 +119,10 @@ const sizeFlags = {
   repos: 'repos',
   namespaces: 'namespaces',
   'throughput-events': 'throughputEvents',
+  'throughput-naive-events': 'throughputNaiveEvents',
+  'quota-rps': 'quotaRps',
+  'quota-naive-events': 'quotaNaiveEvents',
+  'latency-samples': 'latencySamples',
   flood: 'flood',
   'flood-users': 'floodUsers',
   offboardings: 'offboardings',
@@ -119,7 +140,7 @@ class BenchUsageError extends Error {
   }
 }
 
-const usage = `usage: npm run bench -- [--quick] [--only calls,throughput,offboarding,coldstart,retry,intake]
+const usage = `usage: npm run bench -- [--quick] [--only ${Object.values(ScenarioNames).join(',')}]
   [--seed N] [--out bench/results.json] [--markdown bench/results.md] [--coldstart-baseline COMMIT]
   sizes: ${Object.keys(sizeFlags)
     .map((flag) => `--${flag} N`)
@@ -177,6 +198,14 @@ const parseBenchArgs = (argv: readonly string[]): BenchOptions => {
   if (sizes.floodUsers > sizes.flood)
     throw new BenchUsageError('--flood-users must not exceed --flood (every flood user joins at least once)');
   if (sizes.offboardings > sizes.users) throw new BenchUsageError('--offboardings must not exceed --users');
+  if (sizes.throughputNaiveEvents > sizes.throughputEvents)
+    throw new BenchUsageError('--throughput-naive-events must not exceed --throughput-events');
+  if (sizes.quotaNaiveEvents > sizes.events)
+    throw new BenchUsageError('--quota-naive-events must not exceed --events');
+  if (sizes.latencySamples > sizes.floodUsers)
+    throw new BenchUsageError(
+      '--latency-samples must not exceed --flood-users (each sample is a new joiner)',
+    );
   let scenarios = [...allScenarios];
   if (typeof values.only === 'string') {
     const asked = values.only

@@ -9,13 +9,17 @@ import { runCallsScenario, runRetryScenario } from './scenarios/calls.ts';
 import { runColdStartScenario } from './scenarios/coldstart.ts';
 import type { ScenarioResult } from './scenarios/common.ts';
 import { runIntakeScenario } from './scenarios/intake.ts';
+import { runLatencyScenario } from './scenarios/latency.ts';
 import { runOffboardingScenario } from './scenarios/offboarding.ts';
+import { runQuotaScenario } from './scenarios/quota.ts';
 import { runThroughputScenario } from './scenarios/throughput.ts';
 
 const scenarios: Record<string, (options: BenchOptions, part?: string) => Promise<ScenarioResult>> = {
   calls: runCallsScenario,
+  quota: runQuotaScenario,
   retry: runRetryScenario,
   throughput: runThroughputScenario,
+  latency: runLatencyScenario,
   offboarding: runOffboardingScenario,
   coldstart: runColdStartScenario,
   intake: runIntakeScenario,

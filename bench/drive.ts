@@ -1,30 +1,123 @@
 /**
- * Drives events straight through our pipeline (`processRecords`), the way Lambda's SQS event
- * source mapping would on a FIFO queue but without the queue: consecutive batches of 10 in send
- * order, a failed message delivered again at once (before any later batch, so each user's order
- * holds) until it succeeds or reaches the receive limit. Also builds the SWR/IAM client against
- * a simulator.
+ * Drives events straight through our pipeline (`processRecords`) in the shape the deployed
+ * configuration gives them, without the queues: `config/queues.json` says, per queue, how large a
+ * batch may be and how many function instances run at once, and the producer's rule says which
+ * queue an event goes to (offboardings to the FIFO offboarding queue, the rest to access-changes).
+ * Every event is in its queue before the first batch (a reorganisation that landed at once), so a
+ * batching window would not change a batch: each fills to its batch size at once. Each instance
+ * has its own SWR/IAM client (connection pools, rate limit), configured by the functions' own
+ * configuration reader; the membership store and the sweep progress are shared, as DynamoDB is.
+ * A failed message goes back to its queue (FIFO: to the front, before the rest of its group;
+ * standard: to the back) until it succeeds or reaches the queue's receive limit.
  */
 
+import queuesConfig from '../config/queues.json' with { type: 'json' };
+import { type AppConfig, readConfig } from '../lib/config.ts';
 import type { MembershipStorePort, Policy } from '../lib/domain.ts';
-import { simulatorServices } from '../lib/local/sim-services.ts';
+import { simulatorEnv } from '../lib/local/sim-services.ts';
 import { createMemoryTelemetry, MetricNames, silentLog } from '../lib/observability.ts';
-import type { PipelineDeps, PipelineRecord } from '../lib/pipeline.ts';
+import { createMemorySweepProgress, type SweepProgressPort } from '../lib/offboarding/progress.ts';
+import type { PipelineDeps, PipelineRecord, PipelineSettings } from '../lib/pipeline.ts';
 import { processRecords } from '../lib/pipeline.ts';
+import { queueOfEvent } from '../lib/producer.ts';
+import type { QueueName } from '../lib/runtime.ts';
 import type { Simulator } from '../lib/sim/index.ts';
-import type { SwrServices } from '../lib/swr/index.ts';
-import { defaultRetryPolicy } from '../lib/swr/retry.ts';
+import { createSwrServices, type SwrServices } from '../lib/swr/index.ts';
+import { createCallLedger, type LedgerCounts } from './ledger.ts';
 import type { BenchEvent } from './workload.ts';
 
-interface DriveOptions {
+/** How one queue is consumed: the event source mapping's numbers. */
+interface QueueShape {
+  fifo: boolean;
   batchSize: number;
-  concurrency: number;
-  /** Receives per message before it would go to the DLQ (SQS maxReceiveCount). */
-  maxReceives: number;
+  /** maximumConcurrency: function instances at once. */
+  instances: number;
+  maxReceiveCount: number;
+}
+
+/** The shapes `config/queues.json` declares (what serverless.yml deploys). */
+const deployedShapes = (): Record<QueueName, QueueShape> => {
+  const shape = (name: QueueName): QueueShape => {
+    const queue = queuesConfig.queues[name];
+    return {
+      fifo: queue.fifo,
+      batchSize: queue.batchSize,
+      instances: queue.maximumConcurrency,
+      maxReceiveCount: queue.maxReceiveCount,
+    };
+  };
+  return { accessChanges: shape('accessChanges'), offboarding: shape('offboarding') };
+};
+
+/**
+ * The messages of one queue waiting for a batch. Pure. FIFO: a batch takes messages in order and
+ * none of a group another batch holds; standard: the next messages whatever their group.
+ *
+ * @example const queue = new DeliveryQueue(records, true); const batch = queue.take(10); queue.settle(batch, []);
+ */
+class DeliveryQueue {
+  readonly #fifo: boolean;
+  #waiting: PipelineRecord[];
+  readonly #heldGroups = new Map<string, number>();
+
+  constructor(records: readonly PipelineRecord[], fifo: boolean) {
+    this.#fifo = fifo;
+    this.#waiting = [...records];
+  }
+
+  get waiting(): number {
+    return this.#waiting.length;
+  }
+
+  /** Up to `max` messages for one batch (none when every waiting group is held). */
+  take(max: number): PipelineRecord[] {
+    if (!this.#fifo) return this.#waiting.splice(0, max);
+    const batch: PipelineRecord[] = [];
+    const rest: PipelineRecord[] = [];
+    const skipped = new Set<string>();
+    for (const record of this.#waiting) {
+      const group = record.groupId ?? '';
+      const free = !skipped.has(group) && !this.#heldGroups.has(group);
+      if (batch.length < max && free) batch.push(record);
+      else {
+        // A group's later messages never pass an earlier one left behind.
+        skipped.add(group);
+        rest.push(record);
+      }
+    }
+    for (const record of batch) {
+      const group = record.groupId ?? '';
+      this.#heldGroups.set(group, (this.#heldGroups.get(group) ?? 0) + 1);
+    }
+    this.#waiting = rest;
+    return batch;
+  }
+
+  /** The batch is answered: its groups are free again, `again` is delivered once more. */
+  settle(batch: readonly PipelineRecord[], again: readonly PipelineRecord[]): void {
+    if (this.#fifo) {
+      for (const record of batch) {
+        const group = record.groupId ?? '';
+        const held = (this.#heldGroups.get(group) ?? 1) - 1;
+        if (held <= 0) this.#heldGroups.delete(group);
+        else this.#heldGroups.set(group, held);
+      }
+      this.#waiting = [...again, ...this.#waiting];
+    } else this.#waiting.push(...again);
+  }
+}
+
+interface DriveOptions {
   /** The membership store; share one between a warm-up and the measured run. */
   store: MembershipStorePort;
-  /** Called after each batch (all its redeliveries included). */
-  afterBatch?: (index: number) => void | Promise<void>;
+  /** Where offboarding sweeps keep their cursor (shared by every instance, as the table is). */
+  sweepProgress?: SweepProgressPort;
+  /** Default: `deployedShapes()`. */
+  shapes?: Record<QueueName, QueueShape>;
+  /** Environment of the functions on top of the simulator's login (e.g. `SWR_MAX_RPS`), per queue. */
+  env?: Partial<Record<QueueName, Record<string, string>>>;
+  /** Called with each batch's size when it is handed to an instance. */
+  onBatch?: (queue: QueueName, size: number) => void;
 }
 
 interface DriveReport {
@@ -35,21 +128,15 @@ interface DriveReport {
   redeliveries: number;
   /** Messages that reached the receive limit or failed permanently. */
   lost: number;
-  /** SWR/IAM request attempts and retries the client reported. */
+  /** Batches handed to an instance, per queue. */
+  batches: Record<QueueName, number[]>;
+  /** SWR/IAM request attempts and retries the clients reported, and waits for their rate limit. */
   apiCalls: number;
   apiRetries: number;
+  rateLimitWaits: number;
+  /** Our SWR calls by stage and kind (see ledger.ts). */
+  ledger: LedgerCounts;
 }
-
-/**
- * The client the functions build, pointed at the simulator: password auth as the service account,
- * the production retry policy (4 attempts, 200 ms base, 5 s cap).
- *
- * @example const services = servicesFor(sim, { onRetry: () => retries++ });
- */
-const servicesFor = (
-  sim: Simulator,
-  hooks: { onRequest?: () => void; onRetry?: () => void } = {},
-): SwrServices => simulatorServices(sim, { retry: defaultRetryPolicy, hooks });
 
 const recordsOf = (events: readonly BenchEvent[]): PipelineRecord[] =>
   events.map((event, index) => ({
@@ -59,8 +146,37 @@ const recordsOf = (events: readonly BenchEvent[]): PipelineRecord[] =>
     receiveCount: 1,
   }));
 
+/** The functions' configuration for an instance (defaults as deployed), logged in to the simulator. */
+const configFor = (sim: Simulator, env: Record<string, string> = {}): AppConfig =>
+  readConfig({ ...simulatorEnv(sim), POLICY_FILE: 'unused: the bench hands in the policy', ...env });
+
+/** The SWR client and IAM directory one instance builds from its configuration (as lib/runtime.ts does). */
+const servicesOf = (
+  config: AppConfig,
+  metrics: ReturnType<typeof createMemoryTelemetry>['metrics'],
+): SwrServices => {
+  const auth = config.credentials;
+  // The simulator's login is a password (simulatorEnv): never a secret to fetch.
+  if (auth.kind === 'secret') throw new Error('the bench logs in to the simulator with a password');
+  return createSwrServices(
+    {
+      swrEndpoint: config.swrEndpoint,
+      iamEndpoint: config.iamEndpoint,
+      auth,
+      retry: config.retry,
+      timeouts: { requestTimeoutMs: config.requestTimeoutMs },
+      rateLimit: config.swrRateLimit,
+    },
+    {
+      onRequest: () => metrics.count(MetricNames.apiCalls),
+      onRetry: () => metrics.count(MetricNames.apiRetries),
+      onRateLimitWait: () => metrics.count(MetricNames.rateLimitWaits),
+    },
+  );
+};
+
 /**
- * @example const report = await drivePipeline(events, sim, policy, { batchSize: 10, concurrency: 8, maxReceives: 5 });
+ * @example const report = await drivePipeline(events, sim, policy, { store: createMemoryStore() });
  */
 const drivePipeline = async (
   events: readonly BenchEvent[],
@@ -68,22 +184,10 @@ const drivePipeline = async (
   policy: Policy,
   options: DriveOptions,
 ): Promise<DriveReport> => {
+  const shapes = options.shapes ?? deployedShapes();
   const telemetry = createMemoryTelemetry();
-  const services = servicesFor(sim, {
-    onRequest: () => telemetry.metrics.count(MetricNames.apiCalls),
-    onRetry: () => telemetry.metrics.count(MetricNames.apiRetries),
-  });
-  const deps: PipelineDeps = {
-    swr: services.swr,
-    directory: services.users,
-    store: options.store,
-    policy,
-    deadLetters: undefined,
-    log: silentLog,
-    metrics: telemetry.metrics,
-    now: () => new Date(),
-  };
-  const settings = { actor: 'bench', concurrency: options.concurrency, dryRun: false };
+  const ledger = createCallLedger();
+  const sweepProgress = options.sweepProgress ?? createMemorySweepProgress();
   const records = recordsOf(events);
   const report: DriveReport = {
     ms: 0,
@@ -91,37 +195,104 @@ const drivePipeline = async (
     applied: 0,
     redeliveries: 0,
     lost: 0,
+    batches: { accessChanges: [], offboarding: [] },
     apiCalls: 0,
     apiRetries: 0,
+    rateLimitWaits: 0,
+    ledger: ledger.counts(),
   };
+  const closers: Array<() => Promise<void>> = [];
+
+  const runQueue = async (name: QueueName): Promise<void> => {
+    const shape = shapes[name];
+    const queue = new DeliveryQueue(
+      records.filter((_, index) => queueOfEvent(events[index] as BenchEvent) === name),
+      shape.fifo,
+    );
+    let inFlight = 0;
+    let waiters: Array<() => void> = [];
+    const changed = () => {
+      for (const wake of waiters) wake();
+      waiters = [];
+    };
+    const instance = async (): Promise<void> => {
+      const config = configFor(sim, options.env?.[name]);
+      const services = servicesOf(config, telemetry.metrics);
+      closers.push(() => services.close());
+      const tap = ledger.tap(services.swr, sweepProgress);
+      const deps: PipelineDeps = {
+        swr: tap.swr,
+        directory: services.users,
+        store: options.store,
+        policy,
+        deadLetters: undefined,
+        log: silentLog,
+        metrics: telemetry.metrics,
+        sweepProgress: tap.sweepProgress,
+        now: () => new Date(),
+      };
+      const settings: PipelineSettings = {
+        actor: name === 'offboarding' ? 'offboard' : 'sync',
+        concurrency: config.swrConcurrency,
+        sweepConcurrency: config.sweepConcurrency,
+        dryRun: false,
+        maxReceiveCount: shape.maxReceiveCount,
+      };
+      for (;;) {
+        const batch = queue.take(shape.batchSize);
+        if (batch.length === 0) {
+          if (inFlight === 0) return;
+          // Another instance may still hand messages back: wait for it.
+          await new Promise<void>((resolve) => {
+            waiters.push(resolve);
+          });
+          continue;
+        }
+        inFlight += 1;
+        options.onBatch?.(name, batch.length);
+        report.batches[name].push(batch.length);
+        tap.beginBatch();
+        const deadline = Date.now() + queuesConfig.functionTimeoutSeconds * 1000 - config.safetyMarginMs;
+        const result = await processRecords(batch, deps, settings, deadline);
+        report.applied += result.applied.length;
+        report.lost += result.undeliverable.length + result.deadLettered.length;
+        const failed = new Set(result.response.batchItemFailures.map((item) => item.itemIdentifier));
+        const settled = new Set([...result.undeliverable, ...result.deadLettered].map((f) => f.messageId));
+        const again = batch
+          .filter((record) => failed.has(record.messageId) && !settled.has(record.messageId))
+          .map((record) => ({ ...record, receiveCount: record.receiveCount + 1 }));
+        const kept = again.filter((record) => record.receiveCount <= shape.maxReceiveCount);
+        report.lost += again.length - kept.length;
+        report.redeliveries += kept.length;
+        queue.settle(batch, kept);
+        inFlight -= 1;
+        changed();
+      }
+    };
+    await Promise.all(Array.from({ length: shape.instances }, instance));
+  };
+
   const startedAt = performance.now();
   try {
-    for (let start = 0, index = 0; start < records.length; start += options.batchSize, index += 1) {
-      let batch = records.slice(start, start + options.batchSize);
-      // Bounded: every round either finishes a message or raises its receive count.
-      while (batch.length > 0) {
-        const result = await processRecords(batch, deps, settings, Date.now() + 60_000);
-        report.applied += result.applied.length;
-        report.lost += result.undeliverable.length;
-        const failed = new Set(result.response.batchItemFailures.map((item) => item.itemIdentifier));
-        const permanent = new Set(result.undeliverable.map((failure) => failure.messageId));
-        const again = batch
-          .filter((record) => failed.has(record.messageId) && !permanent.has(record.messageId))
-          .map((record) => ({ ...record, receiveCount: record.receiveCount + 1 }));
-        report.lost += again.filter((record) => record.receiveCount > options.maxReceives).length;
-        batch = again.filter((record) => record.receiveCount <= options.maxReceives);
-        report.redeliveries += batch.length;
-      }
-      await options.afterBatch?.(index);
-    }
+    await Promise.all([runQueue('accessChanges'), runQueue('offboarding')]);
   } finally {
     report.ms = performance.now() - startedAt;
-    await services.close();
+    await Promise.all(closers.map((close) => close()));
   }
   report.apiCalls = telemetry.counters.get(MetricNames.apiCalls) ?? 0;
   report.apiRetries = telemetry.counters.get(MetricNames.apiRetries) ?? 0;
+  report.rateLimitWaits = telemetry.counters.get(MetricNames.rateLimitWaits) ?? 0;
+  report.ledger = ledger.counts();
   return report;
 };
+
+/**
+ * An SWR client configured as the functions configure theirs (for the naive baseline).
+ *
+ * @example const services = servicesFor(sim, { SWR_MAX_RPS: '20' });
+ */
+const servicesFor = (sim: Simulator, env: Record<string, string> = {}): SwrServices =>
+  servicesOf(configFor(sim, env), createMemoryTelemetry().metrics);
 
 /**
  * The naive baseline over the same events, one after another (it never batches).
@@ -136,5 +307,5 @@ const driveNaive = async (
   return { ms: performance.now() - startedAt, failed };
 };
 
-export type { DriveOptions, DriveReport };
-export { driveNaive, drivePipeline, recordsOf, servicesFor };
+export type { DriveOptions, DriveReport, QueueShape };
+export { configFor, DeliveryQueue, deployedShapes, driveNaive, drivePipeline, recordsOf, servicesFor };

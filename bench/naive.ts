@@ -22,7 +22,8 @@ import { ErrorCodes, SyncError } from '../lib/errors.ts';
 import { mapLimit } from '../lib/pool.ts';
 
 interface NaiveSyncDeps {
-  swr: SwrPermissionsPort;
+  /** The client `apply` uses when it is not given one. */
+  swr?: SwrPermissionsPort;
   policy: Policy;
   /** SWR calls in flight at once across the targets of one event. */
   concurrency: number;
@@ -31,8 +32,11 @@ interface NaiveSyncDeps {
 }
 
 interface NaiveSync {
-  /** Applies one event: DELETE then POST on every target its user's old or new teams name. */
-  apply(event: PeopleEvent): Promise<void>;
+  /**
+   * Applies one event: DELETE then POST on every target its user's old or new teams name, through
+   * `swr` (default: the one it was built with; a function instance passes its own client).
+   */
+  apply(event: PeopleEvent, swr?: SwrPermissionsPort): Promise<void>;
   teamsOf(userId: string): string[];
 }
 
@@ -65,7 +69,9 @@ const createNaiveSync = (deps: NaiveSyncDeps): NaiveSync => {
     return found;
   };
 
-  const apply = async (event: PeopleEvent): Promise<void> => {
+  const apply = async (event: PeopleEvent, given?: SwrPermissionsPort): Promise<void> => {
+    const swr = given ?? deps.swr;
+    if (swr === undefined) throw new Error('the naive baseline needs an SWR client');
     const { id, name } = event.user;
     if (id === undefined || name === undefined)
       throw new SyncError('the naive baseline needs the user id and name in the event', {
@@ -86,9 +92,9 @@ const createNaiveSync = (deps: NaiveSyncDeps): NaiveSync => {
     const affected = teamTargets([...before, ...after]);
     const levels = desiredLevels(recordOf(id, name, after), deps.policy);
     await mapLimit([...affected.values()], deps.concurrency, async (target) => {
-      await deps.swr.revoke(target, [id]);
+      await swr.revoke(target, [id]);
       const level: AuthLevel | undefined = levels.get(targetKey(target));
-      if (level !== undefined) await deps.swr.grant(target, [{ user_id: id, user_name: name, auth: level }]);
+      if (level !== undefined) await swr.grant(target, [{ user_id: id, user_name: name, auth: level }]);
     });
   };
 
@@ -97,12 +103,13 @@ const createNaiveSync = (deps: NaiveSyncDeps): NaiveSync => {
 
 /**
  * The naive baseline as a Lambda SQS handler (for the poller): records one after another; a
- * failed record and every later record of its group are handed back to SQS.
+ * failed record and every later record of its group are handed back to SQS. `swr`: the client of
+ * this instance (the teams it remembers are shared by every instance, as a store would be).
  *
- * @example startPoller({ ..., handler: createNaiveSqsHandler(naive) });
+ * @example startPoller({ ..., handler: createNaiveSqsHandler(naive, services.swr) });
  */
 const createNaiveSqsHandler =
-  (naive: NaiveSync) =>
+  (naive: NaiveSync, swr?: SwrPermissionsPort) =>
   async (event: SQSEvent, _context: Context): Promise<SQSBatchResponse> => {
     const failedGroups = new Set<string>();
     const batchItemFailures: SQSBatchResponse['batchItemFailures'] = [];
@@ -115,7 +122,7 @@ const createNaiveSqsHandler =
       const parsed = parseEventBody(record.body, new Date());
       try {
         if (!parsed.ok) throw parsed.error;
-        await naive.apply(parsed.event);
+        await naive.apply(parsed.event, swr);
       } catch {
         failedGroups.add(group);
         batchItemFailures.push({ itemIdentifier: record.messageId });

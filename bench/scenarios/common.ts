@@ -15,6 +15,8 @@ interface ScenarioResult {
 
 interface PreparedWorld {
   world: BenchWorld;
+  /** A temporary folder of the run (removed by `cleanup`). */
+  dir: string;
   policyFile: string;
   /** Removes the temporary policy file. */
   cleanup(): void;
@@ -30,7 +32,7 @@ const prepareWorld = (options: BenchOptions, withFloodUsers = false): PreparedWo
   const dir = mkdtempSync(join(tmpdir(), 'swr-bench-'));
   const policyFile = join(dir, 'policy.yaml');
   writeFileSync(policyFile, world.policyYaml);
-  return { world, policyFile, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  return { world, dir, policyFile, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 };
 
 /** A log that keeps only what `keep` picks (a full memory log would distort the memory figures). */

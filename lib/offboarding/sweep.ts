@@ -5,6 +5,9 @@
  * grants were revoked (the targets of their teams: seconds), and it is built for namespaces of
  * any size:
  * - it reads, revokes and verifies one page of targets at a time ("revoke as you read");
+ * - a target read earlier in the same delivery (the known targets, the policy's targets, each
+ *   read after its last write) is not read again when a namespace page comes to it: a sweep reads
+ *   each target once per delivery;
  * - it keeps its progress (a cursor per namespace) after every page, so a delivery that runs out
  *   of time hands over to the next delivery, or to the scheduled reconcile, instead of starting
  *   again;
@@ -106,17 +109,25 @@ interface SweepRun {
   progress: Map<string, SweepProgress>;
   errors: Map<string, SyncError>;
   calls: CallResult[];
+  /**
+   * The reads of this delivery that later steps reuse: the caller's (known targets) and the policy
+   * step's, each the latest read of its target. Namespace pages are not kept here: they do not
+   * overlap, and a namespace of any size must not grow the memory of one delivery.
+   */
+  reads: TargetReads | undefined;
   /** Stop before this instant (epoch ms): what is left is saved and continued later. */
   stopAt: number;
 }
 
-/** Runs one step (a set of targets) for some users; a user with a failure there keeps its cursor. */
+/**
+ * Runs one step (a set of targets) for some users; a user with a failure there keeps its cursor.
+ * Targets `run.reads` holds are not read again.
+ */
 const step = async (
   run: SweepRun,
   users: readonly BatchUser[],
   targets: readonly Target[],
-  initial: TargetReads | undefined,
-): Promise<Set<string>> => {
+): Promise<{ failed: Set<string>; reads: TargetReads }> => {
   const scope = new Set(targets.map(targetKey));
   const result = await converge(
     users.map((user) => asSweepUser(user, targets)),
@@ -126,7 +137,7 @@ const step = async (
       deadline: run.options.deadline,
       dryRun: run.options.dryRun,
       scope,
-      ...(initial === undefined ? {} : { initial }),
+      ...(run.reads === undefined ? {} : { initial: run.reads }),
     },
   );
   run.calls.push(...result.calls);
@@ -137,7 +148,7 @@ const step = async (
     failed.add(user.userId);
     if (!run.errors.has(user.userId)) run.errors.set(user.userId, error);
   }
-  return failed;
+  return { failed, reads: result.reads };
 };
 
 const save = async (run: SweepRun, userIds: Iterable<string>): Promise<void> => {
@@ -156,11 +167,12 @@ const save = async (run: SweepRun, userIds: Iterable<string>): Promise<void> => 
 };
 
 /** Every policy target, for the users who have not had them checked for this tombstone. */
-const sweepPolicy = async (run: SweepRun, initial: TargetReads | undefined): Promise<void> => {
+const sweepPolicy = async (run: SweepRun): Promise<void> => {
   const users = [...run.users.values()].filter((user) => !run.progress.get(user.userId)?.policyDone);
   if (users.length === 0) return;
   const targets = allPolicyTargets(run.deps.policy);
-  const failed = await step(run, users, targets, initial);
+  const { failed, reads } = await step(run, users, targets);
+  run.reads = reads;
   for (const user of users) {
     const progress = run.progress.get(user.userId) as SweepProgress;
     progress.checked += targets.length;
@@ -214,7 +226,7 @@ const sweepNamespace = async (run: SweepRun, namespace: string): Promise<void> =
           );
       break;
     }
-    const failed = await step(run, due, page, undefined);
+    const { failed } = await step(run, due, page);
     for (const user of due) {
       const progress = run.progress.get(user.userId) as SweepProgress;
       progress.checked += page.length;
@@ -273,13 +285,14 @@ const sweepOffboarded = async (
     progress: new Map(),
     errors: new Map(),
     calls: [],
+    reads: initial,
     stopAt: options.deadline - (options.saveReserveMs ?? defaultSaveReserveMs),
   };
   await loadProgress(run, [...run.users.values()]);
   for (const user of [...run.users.values()])
     if (isSwept(run.progress.get(user.userId) as SweepProgress, deps.policy.managedNamespaces))
       run.users.delete(user.userId);
-  await sweepPolicy(run, initial);
+  await sweepPolicy(run);
   for (const namespace of deps.policy.managedNamespaces) await sweepNamespace(run, namespace);
 
   const result: SweepResult = { users: new Map(), calls: run.calls, proofs: [] };

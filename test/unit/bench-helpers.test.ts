@@ -201,7 +201,16 @@ describe('parseBenchArgs', () => {
     const options = parseBenchArgs([]);
 
     // Assess
-    expect(options.scenarios).toEqual(['calls', 'throughput', 'offboarding', 'coldstart', 'retry', 'intake']);
+    expect(options.scenarios).toEqual([
+      'calls',
+      'quota',
+      'throughput',
+      'latency',
+      'offboarding',
+      'coldstart',
+      'retry',
+      'intake',
+    ]);
     expect(options.sizes).toEqual(fullSizes);
     expect(options.out).toBe('bench/results.json');
   });
@@ -228,6 +237,10 @@ describe('parseBenchArgs', () => {
     [['--events', 'many']],
     [['--only', 'calls,warp']],
     [['--flood', '10', '--flood-users', '20']],
+    [['--quick', '--quota-naive-events', '301']],
+    [['--throughput-events', '50', '--throughput-naive-events', '51']],
+    [['--quick', '--latency-samples', '161']],
+    [['--quota-rps', '0']],
     [['--bogus']],
     [['--help']],
   ])('refuses %j with a usage error', (argv) => {

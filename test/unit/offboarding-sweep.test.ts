@@ -222,6 +222,48 @@ describe('sweepOffboarded', () => {
     expect(again.proofs).toEqual([]);
   });
 
+  it('reads each target once per delivery: a policy target is not read again by its namespace page', async () => {
+    // Prepare: core/api/server is a policy target and a repository of the managed namespace core.
+    const swr = new ListingSwr().hold('core/api/server', 1).hold('core/legacy/tool', 2);
+    swr.repositories.add('core/zeta');
+
+    // Act
+    const result = await sweep(swr, { pageSize: 2 });
+
+    // Assess: read once, except the read-back after the revoke on it.
+    expect(result.users.get(userId(1))).toMatchObject({ done: true });
+    const readsOf = (key: string) => swr.reads.filter((read) => read === key).length;
+    expect(readsOf('core/api/server')).toBe(2);
+    expect(swr.calls.filter((call) => call.method === 'revoke').map((call) => call.target)).toEqual([
+      'core/api/server',
+    ]);
+    for (const key of ['core', 'core/legacy/tool', 'core/zeta', 'tools']) expect(readsOf(key)).toBe(1);
+    expect(swr.holders('core/api/server')).toEqual([]);
+  });
+
+  it('reuses the caller reads, and reads again a target whose earlier read failed', async () => {
+    // Prepare: the caller read core/api/server (nothing of user 1 there) and failed on core/legacy/tool.
+    const swr = new ListingSwr().hold('core/legacy/tool', 1);
+    const initial = {
+      actual: new Map<string, TargetAccess>([['core/api/server', { selfUserId: undefined, users: [] }]]),
+      readErrors: new Map([['core/legacy/tool', busy('core/legacy/tool')]]),
+    };
+
+    // Act
+    const result = await sweepOffboarded(
+      [leaver(1)],
+      { swr, store: createMemoryStore(), policy, now: () => now, progress: createMemorySweepProgress() },
+      { concurrency: 2, deadline: now.getTime() + 60_000, dryRun: false, saveReserveMs: 0 },
+      initial,
+    );
+
+    // Assess
+    expect(result.users.get(userId(1))).toMatchObject({ done: true });
+    expect(swr.reads).not.toContain('core/api/server');
+    expect(swr.reads.filter((key) => key === 'core/legacy/tool').length).toBeGreaterThanOrEqual(1);
+    expect(swr.holders('core/legacy/tool')).toEqual([]);
+  });
+
   it('lists each namespace once for every leaver of the batch', async () => {
     // Prepare
     const swr = new ListingSwr().hold('core/legacy/tool', 1).hold('core/legacy/tool', 2);
@@ -363,6 +405,34 @@ describe('processRecords on offboarding', () => {
     expect(revokes[0]).toBe('core/api/server');
     expect(swr.reads[0]).toBe('core/api/server');
     expect(new Set(revokes)).toEqual(new Set(['core/api/server', 'core/legacy/tool', 'tools']));
+  });
+
+  it('reads every target once in a batch, besides the read-back of each target it revoked on', async () => {
+    // Prepare
+    const swr = new ListingSwr()
+      .hold('core/api/server', 1)
+      .hold('core/legacy/tool', 1)
+      .hold('core/legacy/tool', 2)
+      .hold('tools', 1, 1)
+      .hold('tools/lint', 2);
+
+    // Act
+    const { report } = await runBatch(swr, [offboarding(1), offboarding(3)]);
+
+    // Assess
+    expect(report.applied).toEqual(['msg-1', 'msg-3']);
+    const revoked = new Set(swr.calls.filter((call) => call.method === 'revoke').map((call) => call.target));
+    expect(revoked).toEqual(new Set(['core/api/server', 'core/legacy/tool', 'tools']));
+    const counts = new Map<string, number>();
+    for (const key of swr.reads) counts.set(key, (counts.get(key) ?? 0) + 1);
+    for (const [key, count] of counts) expect([key, count]).toEqual([key, revoked.has(key) ? 2 : 1]);
+    expect([...counts.keys()].sort()).toEqual([
+      'core',
+      'core/api/server',
+      'core/legacy/tool',
+      'tools',
+      'tools/lint',
+    ]);
   });
 
   it('retries the message when a listing fails, after revoking what it could', async () => {
