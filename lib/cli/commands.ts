@@ -111,7 +111,7 @@ const auditCommand = async (argv: string[], io: CliIo): Promise<ExitCode> => {
           : answer.records.filter((record) => sameTarget(record.target, target)).slice(0, limit);
     } else records = await store.listByTarget(target as Target, { limit });
     const subject = [
-      ...(user === undefined ? [] : [user]),
+      ...(user === undefined ? [] : [`for ${user}`]),
       ...(target === undefined ? [] : [`on ${targetKey(target)}`]),
     ].join(' ');
     const views = records.map(auditView);
@@ -121,11 +121,11 @@ const auditCommand = async (argv: string[], io: CliIo): Promise<ExitCode> => {
         ...(target === undefined ? {} : { target: targetKey(target), targetKind: target.kind }),
         records: views,
       });
-    else if (views.length === 0) line(io.stdout, `audit: no records for ${subject}`);
+    else if (views.length === 0) line(io.stdout, `audit: no records ${subject}`);
     else {
       line(
         io.stdout,
-        `audit: ${views.length} records for ${subject}${userIds === undefined ? '' : ` (${userIds.join(', ')})`}, newest first`,
+        `audit: ${views.length} records ${subject}${userIds === undefined ? '' : ` (${userIds.join(', ')})`}, newest first`,
       );
       for (const row of table([
         ['TIME', 'ACTOR', 'USER', 'TARGET', 'CHANGE', 'EVENTS', 'WHY'],

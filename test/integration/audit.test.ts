@@ -340,6 +340,7 @@ describe('swr-access apply and audit with a table', () => {
     const applied = await run(['apply', '--events', '-', '--batch-size', '1'], env, JSON.stringify(events));
     const whole = await run(['audit', '--target', 'data/etl/jobs', '--json'], env);
     const narrowed = await run(['audit', '--target', 'data/etl/jobs', '--user', 'grace'], env);
+    const wholeText = await run(['audit', '--target', 'data/etl/jobs'], env);
     const badTarget = await run(['audit', '--target', 'Data/x'], env);
 
     // Assess
@@ -353,6 +354,7 @@ describe('swr-access apply and audit with a table', () => {
     expect(rows).toEqual(['grace write→null', 'heidi null→write', 'grace null→write']);
     expect(answer.records.every((record: { reason: unknown }) => 'reason' in record)).toBe(true);
     expect(narrowed.stdout).toMatch(/^audit: 2 records for grace on data\/etl\/jobs/);
+    expect(wholeText.stdout).toMatch(/^audit: 3 records on data\/etl\/jobs, newest first/);
     expect(narrowed.stdout).toMatch(/TIME\s+ACTOR\s+USER\s+TARGET\s+CHANGE\s+EVENTS\s+WHY/);
     expect(narrowed.stdout).not.toContain('heidi');
     expect(badTarget.code).toBe(2);
