@@ -189,7 +189,10 @@ const createRateLimiter = (
 
   // The rate changes only at answers; between two of them the bucket fills at the current rate.
   const refill = (now: number): void => {
-    tokens = Math.min(burstAt(limit, state.rate), tokens + (Math.max(0, now - updatedAt) / 1000) * state.rate);
+    tokens = Math.min(
+      burstAt(limit, state.rate),
+      tokens + (Math.max(0, now - updatedAt) / 1000) * state.rate,
+    );
     updatedAt = now;
   };
 
@@ -204,7 +207,8 @@ const createRateLimiter = (
         : rateAfterAccepted(state, policy, now);
     // A cut also empties what was saved up beyond the smaller bucket.
     tokens = Math.min(tokens, burstAt(limit, state.rate));
-    if (state.rate < before) hooks.onCut?.({ fromPerSecond: before, toPerSecond: state.rate, target: slot.target });
+    if (state.rate < before)
+      hooks.onCut?.({ fromPerSecond: before, toPerSecond: state.rate, target: slot.target });
   };
 
   return {
