@@ -200,15 +200,17 @@ const createRateLimiter = (
     if (!adaptive) return;
     const now = clock.now();
     refill(now);
-    const before = state.rate;
+    const before = state;
     state =
       verdict === 'throttled'
         ? rateAfterThrottled(state, policy, now, slot.epoch)
         : rateAfterAccepted(state, policy, now);
-    // A cut also empties what was saved up beyond the smaller bucket.
     tokens = Math.min(tokens, burstAt(limit, state.rate));
-    if (state.rate < before)
-      hooks.onCut?.({ fromPerSecond: before, toPerSecond: state.rate, target: slot.target });
+    if (state.epoch !== before.epoch) {
+      // The gateway has just said it has no room: what was saved up would only meet 429s too.
+      tokens = Math.min(tokens, 0);
+      hooks.onCut?.({ fromPerSecond: before.rate, toPerSecond: state.rate, target: slot.target });
+    }
   };
 
   return {
