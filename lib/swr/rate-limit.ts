@@ -215,34 +215,39 @@ const createRateLimiter = (
 
   return {
     async acquire(options = {}) {
-      const now = clock.now();
-      refill(now);
-      const rate = state.rate;
-      const slot = { epoch: state.epoch, target: options.target };
-      // A token is reserved at once (the bucket may go negative): callers are served in order.
-      const waitMs = tokens >= 1 ? 0 : Math.ceil(((1 - tokens) / rate) * 1000);
-      if (waitMs === 0) {
+      for (;;) {
+        const now = clock.now();
+        refill(now);
+        const rate = state.rate;
+        const slot = { epoch: state.epoch, target: options.target };
+        // A token is reserved at once (the bucket may go negative): callers are served in order.
+        const waitMs = tokens >= 1 ? 0 : Math.ceil(((1 - tokens) / rate) * 1000);
+        if (waitMs === 0) {
+          tokens -= 1;
+          return slot;
+        }
+        if (options.deadline !== undefined && now + waitMs >= options.deadline)
+          throw new DeadlineExceededError(
+            `SWR request rate limit (${formatRate(rate)}/s): the next slot is ${waitMs} ms away, past the deadline`,
+            { target: options.target },
+          );
         tokens -= 1;
-        return slot;
-      }
-      if (options.deadline !== undefined && now + waitMs >= options.deadline)
-        throw new DeadlineExceededError(
-          `SWR request rate limit (${formatRate(rate)}/s): the next slot is ${waitMs} ms away, past the deadline`,
-          { target: options.target },
-        );
-      tokens -= 1;
-      hooks.onWait?.({ waitMs, target: options.target, ratePerSecond: rate });
-      try {
-        await clock.sleep(waitMs, options.signal);
-      } catch (error) {
-        // Aborted: the reserved slot goes back.
+        hooks.onWait?.({ waitMs, target: options.target, ratePerSecond: rate });
+        try {
+          await clock.sleep(waitMs, options.signal);
+        } catch (error) {
+          // Aborted: the reserved slot goes back.
+          tokens += 1;
+          throw new DeadlineExceededError('SWR request aborted while waiting for the rate limit', {
+            target: options.target,
+            cause: error,
+          });
+        }
+        if (state.epoch === slot.epoch) return slot;
+        // The rate was cut while this request waited: its slot was paced at the old rate, and the
+        // gateway has just said it has no room. The slot goes back and the request waits anew.
         tokens += 1;
-        throw new DeadlineExceededError('SWR request aborted while waiting for the rate limit', {
-          target: options.target,
-          cause: error,
-        });
       }
-      return slot;
     },
     record,
     currentRate: () => state.rate,

@@ -352,6 +352,39 @@ describe('createRateLimiter, adaptive', () => {
     expect(limiter.currentRate()).toBe(14);
   });
 
+  it.each([
+    ['without a deadline, waits again at the new rate', undefined, [100, 43], 1],
+    ['with a deadline the second wait would pass, is refused', 1_120, [100], undefined],
+  ])('a request waiting when the rate is cut, %s', async (_case, deadline, expectedSleeps, epoch) => {
+    // Prepare: 10/s, no burst beyond one; the answer to the first request (a 429) comes while
+    // the second waits for its slot.
+    const clock = { now: 1_000 };
+    const sleeps: number[] = [];
+    let duringSleep: (() => void) | undefined;
+    const limiter = createRateLimiter(
+      { ratePerSecond: 10, burst: 1 },
+      {
+        now: () => clock.now,
+        sleep: async (ms) => {
+          sleeps.push(ms);
+          duringSleep?.();
+          duringSleep = undefined;
+          clock.now += ms;
+        },
+      },
+    );
+    const first = await limiter.acquire();
+    duringSleep = () => limiter.record(first, 'throttled');
+
+    // Act
+    const second = await limiter.acquire({ deadline }).catch((error: unknown) => error);
+
+    // Assess: 100 ms at 10/s, then the rest of a slot at 7/s (the 100 ms already count: 0.7 of it).
+    expect(sleeps).toEqual(expectedSleeps);
+    if (epoch === undefined) expect(second).toBeInstanceOf(DeadlineExceededError);
+    else expect(second).toEqual({ epoch, target: undefined });
+  });
+
   it('keeps a fixed pace when not adaptive', async () => {
     // Prepare
     const { limiter, cuts } = limiterFactory({ ratePerSecond: 20, burst: 10, adaptive: false });
