@@ -30,8 +30,11 @@ interface AppConfig {
   policyReloadSeconds: number;
   /** SWR calls in flight at once, across targets. */
   swrConcurrency: number;
-  /** Token bucket over every SWR request of this instance, retries included (not IAM). */
-  swrRateLimit: { ratePerSecond: number; burst: number };
+  /**
+   * Pace of every SWR request of this instance, retries included (not IAM): `ratePerSecond` is the
+   * ceiling; `adaptive` cuts it on throttling answers and raises it back (AIMD).
+   */
+  swrRateLimit: { ratePerSecond: number; burst: number; adaptive: boolean };
   retry: { maxAttempts: number; baseDelayMs: number; maxDelayMs: number };
   requestTimeoutMs: number;
   /** Time kept back from the Lambda deadline to answer SQS. */
@@ -72,10 +75,14 @@ const shareOf = (fallback: number) =>
   );
 // zod/mini types stringbool's input as unknown, which pipe() will not take after a string.
 const stringbool = z.stringbool() as unknown as z.ZodMiniType<boolean, string>;
-const bool = z.pipe(
-  z.transform((value) => (typeof value === 'string' && value.trim() !== '' ? value.trim() : 'false')),
-  stringbool,
-);
+const boolOr = (fallback: boolean) =>
+  z.pipe(
+    z.transform((value) =>
+      typeof value === 'string' && value.trim() !== '' ? value.trim() : String(fallback),
+    ),
+    stringbool,
+  );
+const bool = boolOr(false);
 
 const envSchema = z.object({
   SWR_ENDPOINT: trimmed,
@@ -100,9 +107,10 @@ const envSchema = z.object({
   POLICY_S3_URI: trimmed,
   POLICY_RELOAD_SECONDS: intIn(1, 86_400, 60),
   SWR_MAX_CONCURRENCY: intIn(1, 64, 8),
-  // Huawei's gateway allows 200 requests per second per API by default; stay well below it.
+  // The ceiling of one instance's rate; the account's quota is shared by backing off on 429s.
   SWR_MAX_RPS: intIn(1, 10_000, defaultRateLimit.ratePerSecond),
   SWR_BURST: intIn(1, 10_000, defaultRateLimit.burst),
+  SWR_ADAPTIVE_RATE: boolOr(defaultRateLimit.adaptive),
   RETRY_MAX_ATTEMPTS: intIn(1, 10, 4),
   RETRY_BASE_DELAY_MS: intIn(1, 60_000, 200),
   RETRY_MAX_DELAY_MS: intIn(1, 120_000, 5_000),
@@ -286,7 +294,7 @@ const readConfig = (
     policyS3: policyS3?.ok === true ? policyS3.ref : undefined,
     policyReloadSeconds: env.POLICY_RELOAD_SECONDS,
     swrConcurrency: env.SWR_MAX_CONCURRENCY,
-    swrRateLimit: { ratePerSecond: env.SWR_MAX_RPS, burst: env.SWR_BURST },
+    swrRateLimit: { ratePerSecond: env.SWR_MAX_RPS, burst: env.SWR_BURST, adaptive: env.SWR_ADAPTIVE_RATE },
     retry: {
       maxAttempts: env.RETRY_MAX_ATTEMPTS,
       baseDelayMs: env.RETRY_BASE_DELAY_MS,

@@ -28,6 +28,8 @@ const MetricNames = {
   revokes: 'Revokes',
   apiCalls: 'ApiCalls',
   apiRetries: 'ApiRetries',
+  /** A throttling answer (429) cut an instance's adaptive SWR rate (SWR_ADAPTIVE_RATE). */
+  rateCuts: 'RateCuts',
   /** An SWR request waited for the instance's own rate limit (SWR_MAX_RPS). */
   rateLimitWaits: 'RateLimitWaits',
   replans: 'Replans',

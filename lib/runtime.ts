@@ -86,6 +86,7 @@ const swrServicesFor = async (
       onRequest: () => metrics.count(MetricNames.apiCalls),
       onRetry: () => metrics.count(MetricNames.apiRetries),
       onRateLimitWait: () => metrics.count(MetricNames.rateLimitWaits),
+      onRateCut: () => metrics.count(MetricNames.rateCuts),
     },
   );
 };

@@ -41,6 +41,13 @@ const retryableClientCodes: ReadonlySet<string> = new Set([
   SwrCodes.tooManyRequests2,
 ]);
 
+/** Codes that say "too many requests" whatever the status: the caller should slow down. */
+const throttlingCodes: ReadonlySet<string> = new Set([
+  SwrCodes.tooManyRequests,
+  SwrCodes.tooManyRequests2,
+  SwrCodes.gatewayThrottled,
+]);
+
 const existsCodes: ReadonlySet<string> = new Set([
   SwrCodes.repoPermissionExists,
   SwrCodes.namespacePermissionExists,
@@ -109,6 +116,17 @@ const isRetryableResponse = (status: number, code: string | undefined): boolean 
   if (status >= 500 || status === 429 || status === 408) return true;
   return (status === 403 || status === 409) && code !== undefined && retryableClientCodes.has(code);
 };
+
+/**
+ * Whether an answer is throttling (the account or the API asks for fewer requests), per the table
+ * of swr-api.md: 429 (APIGW.0308 or no code), or SWR's 403 "too many requests". Busy (409
+ * SVCSTG.SWR.4090023) and 5xx are failures of the service, not of our pace: they are retried but
+ * do not slow the instance.
+ *
+ * @example isThrottlingResponse(403, 'SVCSTG.SWR.4031032') // true
+ */
+const isThrottlingResponse = (status: number, code: string | undefined): boolean =>
+  status === 429 || (code !== undefined && throttlingCodes.has(code));
 
 /**
  * `Retry-After` as milliseconds from `now`: delta-seconds or an HTTP date; `undefined` when absent
@@ -372,6 +390,7 @@ export {
   isGatewayAnswer,
   isMissingPermission,
   isRetryableResponse,
+  isThrottlingResponse,
   NetworkError,
   parseErrorBody,
   parseRetryAfter,

@@ -12,6 +12,8 @@ import {
   DeadlineExceededError,
   errorFromResponse,
   errorFromTransport,
+  isThrottlingResponse,
+  parseErrorBody,
   type Service,
   SwrApiError,
 } from './api-errors.ts';
@@ -124,7 +126,10 @@ interface TransportOptions {
   clock?: Partial<RetryClock>;
   onRequest?: ((event: RequestEvent) => void) | undefined;
   onRetry?: ((event: RetryEvent) => void) | undefined;
-  /** Taken before every request sent, retries and the resend after a 401 included. */
+  /**
+   * Taken before every request sent, retries and the resend after a 401 included; told of every
+   * answer (throttling or not) so that an adaptive limiter can follow the account's quota.
+   */
   rateLimiter?: RateLimiter | undefined;
 }
 
@@ -150,6 +155,13 @@ interface Transport {
 
 const isSuccess = (status: number): boolean => status >= 200 && status < 300;
 
+/** A throttling answer, read the way the error classification reads it (status and code). */
+const isThrottled = (response: RawResponse): boolean => {
+  if (response.status === 429) return true;
+  if (isSuccess(response.status)) return false;
+  return isThrottlingResponse(response.status, parseErrorBody(response.text).code);
+};
+
 /**
  * Authenticated, retried JSON calls against one origin.
  *
@@ -173,7 +185,7 @@ const createTransport = (options: TransportOptions): Transport => {
 
     const attempt = async (): Promise<T> => {
       for (;;) {
-        await options.rateLimiter?.acquire({
+        const slot = await options.rateLimiter?.acquire({
           deadline: callOptions.deadline,
           signal: callOptions.signal,
           target: request.target,
@@ -214,6 +226,8 @@ const createTransport = (options: TransportOptions): Transport => {
           status: response.status,
           ms: clock.now() - started,
         });
+        if (slot !== undefined)
+          options.rateLimiter?.record(slot, isThrottled(response) ? 'throttled' : 'accepted');
         if (isSuccess(response.status)) return parseOrThrow(request, response);
         const interpreted = request.interpret?.(response);
         if (interpreted instanceof SyncError) throw interpreted;

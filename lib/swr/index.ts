@@ -9,7 +9,13 @@ import { createSwrClient } from './client.ts';
 import { assertEndpoint } from './endpoint.ts';
 import { createPool, defaultTimeouts, type RequestEvent, type Timeouts } from './http.ts';
 import { createUserDirectory, type UserCacheOptions } from './iam-users.ts';
-import { createRateLimiter, defaultRateLimit, type RateLimit, type RateLimitWait } from './rate-limit.ts';
+import {
+  createRateLimiter,
+  defaultRateLimit,
+  type RateCut,
+  type RateLimit,
+  type RateLimitWait,
+} from './rate-limit.ts';
 import { defaultRetryPolicy, type RetryEvent, type RetryPolicy, systemClock } from './retry.ts';
 
 interface SwrServicesConfig {
@@ -21,7 +27,10 @@ interface SwrServicesConfig {
   userCache?: Partial<UserCacheOptions>;
   /** Page size of repository listings. */
   pageSize?: number;
-  /** Token bucket over every SWR request of this instance (IAM is not limited); default 50/s, burst 20. */
+  /**
+   * Pace of every SWR request of this instance (IAM is not limited): `ratePerSecond` is the ceiling
+   * (default 20/s, burst 10), adaptive (cut on throttling answers) unless `adaptive: false`.
+   */
   rateLimit?: Partial<RateLimit>;
 }
 
@@ -30,6 +39,8 @@ interface SwrServicesHooks {
   onRetry?: (event: RetryEvent) => void;
   /** An SWR request waited for the rate limit (count these: a steady stream means the limit is too low). */
   onRateLimitWait?: (event: RateLimitWait) => void;
+  /** A throttling answer cut this instance's SWR rate (from, to, which target answered). */
+  onRateCut?: (event: RateCut) => void;
   /** One dispatcher for both origins (tests: an undici MockAgent); left open by `close()`. */
   dispatcher?: Dispatcher;
   now?: () => number;
@@ -81,7 +92,7 @@ const createSwrServices = (config: SwrServicesConfig, hooks: SwrServicesHooks = 
   const rateLimiter = createRateLimiter(
     { ...defaultRateLimit, ...config.rateLimit },
     { now: hooks.now ?? systemClock.now, sleep: hooks.sleep ?? systemClock.sleep },
-    hooks.onRateLimitWait,
+    { onWait: hooks.onRateLimitWait, onCut: hooks.onRateCut },
   );
 
   const swr = createSwrClient({
@@ -130,7 +141,7 @@ export {
 } from './api-errors.ts';
 export type { AuthConfig, AuthProvider } from './auth.ts';
 export { assertEndpoint } from './endpoint.ts';
-export type { RateLimit, RateLimitWait } from './rate-limit.ts';
+export type { RateCut, RateLimit, RateLimitWait } from './rate-limit.ts';
 export { defaultRateLimit } from './rate-limit.ts';
 export type { SwrServices, SwrServicesConfig, SwrServicesHooks };
 export { createSwrServices };

@@ -478,7 +478,9 @@ describe('transient faults', () => {
     expect(levelsOf(sim, target)).toEqual({ [idOf('erin')]: 3 });
     expect(retries.map((event) => event.code)).toEqual([row.code]);
     expect(exchanges(sim, '/repos/base$node/access')).toEqual([`POST ${row.status}`, 'POST 201']);
-    if (row.delayMs !== undefined) expect(sleeps).toEqual([row.delayMs]);
+    // The first wait is the retry's (a 429 also cuts the adaptive rate, so a wait for the rate
+    // limit may follow: these sleeps are shortened, the bucket has no time to refill).
+    if (row.delayMs !== undefined) expect(sleeps[0]).toBe(row.delayMs);
     else expect(sleeps[0]).toBeLessThan(50);
   });
 

@@ -469,6 +469,47 @@ describe('request quota', () => {
     expect(waits).toHaveLength(10);
   });
 
+  it.each([
+    [true, 1, 20],
+    [false, 150, 400],
+  ])(
+    'an instance allowed 20 req/s under a 5 req/s quota (adaptive: %s) answers 429 between %i and %i times',
+    async (adaptive, least, most) => {
+      // Prepare: 80 reads one after another, each with 4 attempts; the clock moves only with waits.
+      const { clock, hooks } = sharedClock();
+      const cuts: number[] = [];
+      const sim = await start({ now: () => clock.now, faults: { quota: { ratePerSecond: 5, burst: 5 } } });
+      const { swr } = connect(
+        sim,
+        tokenAuth,
+        {
+          retry: { maxAttempts: 4, baseDelayMs: 50, maxDelayMs: 400 },
+          rateLimit: { ratePerSecond: 20, burst: 10, adaptive },
+        },
+        { ...hooks, random: () => 0.5, onRateCut: (cut) => cuts.push(cut.toPerSecond) },
+      );
+
+      // Act
+      const outcomes = [];
+      for (let i = 0; i < 80; i += 1)
+        outcomes.push(
+          await swr.getAccess(server).then(
+            () => 'ok',
+            (error) => error,
+          ),
+        );
+
+      // Assess: the gateway's own count of 429s; the adaptive instance settles near the quota.
+      const throttled = statusesOf(sim, 'api$server').filter((status) => status === 429).length;
+      expect(throttled).toBeGreaterThanOrEqual(least);
+      expect(throttled).toBeLessThanOrEqual(most);
+      if (adaptive) {
+        expect(outcomes.every((outcome) => outcome === 'ok')).toBe(true);
+        expect(Math.min(...cuts)).toBeLessThanOrEqual(5);
+      } else expect(cuts).toEqual([]);
+    },
+  );
+
   it('setFaults turns the quota on at run time', async () => {
     // Prepare
     const { clock, hooks } = sharedClock();

@@ -40,7 +40,7 @@ describe('readConfig', () => {
     expect(config.credentials).toEqual({ kind: 'token', token: secretToken });
     expect(config.swrConcurrency).toBe(8);
     expect(config.retry).toEqual({ maxAttempts: 4, baseDelayMs: 200, maxDelayMs: 5000 });
-    expect(config.swrRateLimit).toEqual({ ratePerSecond: 20, burst: 10 });
+    expect(config.swrRateLimit).toEqual({ ratePerSecond: 20, burst: 10, adaptive: true });
     expect(config.dryRun).toBe(false);
   });
 
@@ -49,7 +49,28 @@ describe('readConfig', () => {
     const config = readConfig(envFactory({ SWR_MAX_RPS: '25', SWR_BURST: '5' }));
 
     // Assess
-    expect(config.swrRateLimit).toEqual({ ratePerSecond: 25, burst: 5 });
+    expect(config.swrRateLimit).toEqual({ ratePerSecond: 25, burst: 5, adaptive: true });
+  });
+
+  it.each([
+    ['false', false],
+    ['0', false],
+    ['true', true],
+    ['  ', true],
+  ])('reads SWR_ADAPTIVE_RATE=%j as %s', (value, adaptive) => {
+    // Act
+    const config = readConfig(envFactory({ SWR_ADAPTIVE_RATE: value }));
+
+    // Assess
+    expect(config.swrRateLimit.adaptive).toBe(adaptive);
+  });
+
+  it('refuses an SWR_ADAPTIVE_RATE that is not a boolean', () => {
+    // Act
+    const problems = problemsOf(envFactory({ SWR_ADAPTIVE_RATE: 'sometimes' }));
+
+    // Assess
+    expect(problems.some((problem) => problem.startsWith('SWR_ADAPTIVE_RATE'))).toBe(true);
   });
 
   it.each([

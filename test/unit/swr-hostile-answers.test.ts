@@ -278,7 +278,7 @@ describe('rate limit', () => {
     const limiter = createRateLimiter(
       { ratePerSecond: 10, burst: 2 },
       { now: () => clock.now, sleep },
-      (wait) => waits.push(wait),
+      { onWait: (wait) => waits.push(wait) },
     );
     const { client, paths } = harnessFactory(
       [
@@ -343,7 +343,7 @@ describe('createRateLimiter', () => {
           clock.now += ms;
         },
       },
-      (wait) => waits.push(wait.waitMs),
+      { onWait: (wait) => waits.push(wait.waitMs) },
     );
     return { limiter, clock, sleeps, waits };
   };
@@ -381,7 +381,7 @@ describe('createRateLimiter', () => {
     const limiter = createRateLimiter(
       { ratePerSecond: 10, burst: 1 },
       { now: () => 0, sleep: async () => {} },
-      (wait) => waits.push(wait.waitMs),
+      { onWait: (wait) => waits.push(wait.waitMs) },
     );
 
     // Act
@@ -407,6 +407,6 @@ describe('createRateLimiter', () => {
 
     // Assess
     expect(error).toBeInstanceOf(DeadlineExceededError);
-    await expect(next).resolves.toBeUndefined();
+    await expect(next).resolves.toMatchObject({ epoch: 0 });
   });
 });
