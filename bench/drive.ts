@@ -145,7 +145,10 @@ interface DriveOptions {
   sweepProgress?: SweepProgressPort;
   /** Default: `deployedShapes()`. */
   shapes?: Record<QueueName, QueueShape>;
-  /** Environment of the functions on top of the simulator's login (e.g. `SWR_MAX_RPS`), per queue. */
+  /**
+   * Environment of the functions on top of the simulator's login (e.g. `SWR_MAX_RPS`), per queue;
+   * a queue without an entry takes the entry of another queue of its function.
+   */
   env?: Partial<Record<QueueName, Record<string, string>>>;
   /** Called with each batch's size when it is handed to an instance. */
   onBatch?: (queue: QueueName, size: number) => void;
@@ -278,13 +281,24 @@ const drivePipeline = async (
       if (ms !== undefined) setTimeout(resolve, ms);
     });
 
+  /**
+   * A queue's environment is its function's: a queue without one of its own (the sweep queue)
+   * takes that of the other queue of the same function (offboarding's, for `offboard`).
+   */
+  const envOf = (name: QueueName): Record<string, string> | undefined =>
+    options.env?.[name] ??
+    (Object.keys(queuesConfig.queues) as QueueName[])
+      .filter((other) => queuesConfig.queues[other].function === queuesConfig.queues[name].function)
+      .map((other) => options.env?.[other])
+      .find((env) => env !== undefined);
+
   const runQueue = async (name: QueueName): Promise<void> => {
     const shape = shapes[name];
     const queue = queues[name];
     const upstreamDone = () => name !== 'offboardingSweeps' || feeding.size === 0;
     let inFlight = 0;
     const instance = async (): Promise<void> => {
-      const config = configFor(sim, options.env?.[name]);
+      const config = configFor(sim, envOf(name));
       const services = servicesOf(config, telemetry.metrics);
       closers.push(() => services.close());
       const tap = ledger.tap(services.swr, sweepProgress);
@@ -318,8 +332,9 @@ const drivePipeline = async (
         const batch = ready ? queue.take(shape.batchSize) : [];
         if (batch.length === 0) {
           if (queue.waiting === 0 && inFlight === 0 && upstreamDone()) return;
-          // Another instance may still hand messages back, or a request arrive: wait for it.
-          await nextChange(queue.waiting > 0 ? Math.max(1, shape.windowMs - waited) : undefined);
+          // Another instance may still hand messages back, or a request arrive: wait for it (and,
+          // when only the window holds a batch back, at most until the window ends).
+          await nextChange(ready || queue.waiting === 0 ? undefined : Math.max(1, shape.windowMs - waited));
           continue;
         }
         inFlight += 1;

@@ -79,7 +79,15 @@ const startFunctions = (
     ReturnType<typeof createMemoryTelemetry>
   >;
   for (const queue of queues) {
-    const setup = setups[queue] ?? {};
+    // A queue without a setup of its own (the sweep queue) runs with the environment of its
+    // function's other queue: one function, one configuration.
+    const sibling = queues.find(
+      (other) =>
+        other !== queue &&
+        queuesConfig.queues[other].function === queuesConfig.queues[queue].function &&
+        setups[other]?.env !== undefined,
+    );
+    const setup = setups[queue] ?? (sibling === undefined ? {} : { env: setups[sibling]?.env });
     const refs = stack.sqs.queues[queue];
     const source = eventSourceOf(queue, setup);
     const handlers =

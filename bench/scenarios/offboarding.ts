@@ -51,6 +51,8 @@ interface OffboardingPart {
   unproven: number;
   /** Batches of the sweep queue (sizes): how many leavers shared a pass. */
   sweepBatches: number[];
+  /** SWR requests and rate-limit waits of the offboarding queue's instances (known grants). */
+  knownGrantCalls: { requests: number; rateLimitWaits: number; batches: number };
   /** Offboarded users still holding a permission at the end (must be 0). */
   leftovers: number;
   /** Offboarded users without any revoke seen (they held nothing: must be 0 by construction). */
@@ -207,6 +209,11 @@ const runOffboardingPart = async (
       provenMs,
       unproven: victims.length - provenMs.length,
       sweepBatches: functions.batches('offboardingSweeps'),
+      knownGrantCalls: {
+        requests: functions.counters('offboarding').ApiCalls ?? 0,
+        rateLimitWaits: functions.counters('offboarding').RateLimitWaits ?? 0,
+        batches: functions.batches('offboarding').length,
+      },
       leftovers: heldBy(stack, tracked),
       unseen: victims.length - latenciesMs.length,
       idleInstances,
@@ -247,7 +254,7 @@ const combineOffboarding = (baseline: OffboardingPart, flood: OffboardingPart): 
     ours: during[key],
     baseline: quiet[key],
     baselineLabel: label,
-    note: `${flood.flood} joins flooding access-changes${key === 'p99' ? `; target < 1 s, flood/no flood ≤ 1.1; ${flood.leftovers + baseline.leftovers} offboarded user(s) still holding something` : ''}`,
+    note: `${flood.flood} joins flooding access-changes${key === 'p99' ? `; target < 1 s, flood/no flood ≤ 1.1; ${flood.leftovers + baseline.leftovers} offboarded user(s) still holding something; the known grants only (the sweep: next row); offboarding instances: ${flood.knownGrantCalls.requests} SWR requests in ${flood.knownGrantCalls.batches} batches, ${flood.knownGrantCalls.rateLimitWaits} rate-limit waits (no flood ${baseline.knownGrantCalls.requests}, ${baseline.knownGrantCalls.batches}, ${baseline.knownGrantCalls.rateLimitWaits})` : ''}`,
   });
   return {
     rows: [
