@@ -79,7 +79,7 @@ const startFunctions = (
     ReturnType<typeof createMemoryTelemetry>
   >;
   for (const queue of queues) {
-    // A queue without a setup of its own (the sweep queue) runs with the environment of its
+    // A queue without an environment of its own (the sweep queue) runs with that of its
     // function's other queue: one function, one configuration.
     const sibling = queues.find(
       (other) =>
@@ -87,7 +87,9 @@ const startFunctions = (
         queuesConfig.queues[other].function === queuesConfig.queues[queue].function &&
         setups[other]?.env !== undefined,
     );
-    const setup = setups[queue] ?? (sibling === undefined ? {} : { env: setups[sibling]?.env });
+    const own = setups[queue] ?? {};
+    const setup: FunctionSetup =
+      own.env === undefined && sibling !== undefined ? { ...own, env: setups[sibling]?.env } : own;
     const refs = stack.sqs.queues[queue];
     const source = eventSourceOf(queue, setup);
     const handlers =
