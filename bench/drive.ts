@@ -9,6 +9,13 @@
  * configuration reader; the membership store and the sweep progress are shared, as DynamoDB is.
  * A failed message goes back to its queue (FIFO: to the front, before the rest of its group;
  * standard: to the back) until it succeeds or reaches the queue's receive limit.
+ *
+ * The sweep queue (`offboardingSweeps`) is consumed too, in its configured shape: the pipeline's
+ * sweep requests (`deps.sweepRequests`, as the deployed functions have it) land there while the
+ * other queues run, and a sweep instance takes a batch when it is full, when the batching window
+ * (counted from the oldest waiting request) ends, or at once when nothing more can arrive (every
+ * feeding queue is done: waiting out the window then would only add idle time, as for the other
+ * queues, whose every message is waiting before the first batch).
  */
 
 import queuesConfig from '../config/queues.json' with { type: 'json' };
@@ -17,8 +24,9 @@ import type { MembershipStorePort, Policy } from '../lib/domain.ts';
 import { simulatorEnv } from '../lib/local/sim-services.ts';
 import { createMemoryTelemetry, MetricNames, silentLog } from '../lib/observability.ts';
 import { createMemorySweepProgress, type SweepProgressPort } from '../lib/offboarding/progress.ts';
+import { type SweepRequestPort, sweepRequestBody } from '../lib/offboarding/requests.ts';
 import type { PipelineDeps, PipelineRecord, PipelineSettings } from '../lib/pipeline.ts';
-import { processRecords } from '../lib/pipeline.ts';
+import { processRecords, processSweepRequests } from '../lib/pipeline.ts';
 import { queueOfEvent } from '../lib/producer.ts';
 import type { QueueName } from '../lib/runtime.ts';
 import type { Simulator } from '../lib/sim/index.ts';
@@ -33,6 +41,8 @@ interface QueueShape {
   /** maximumConcurrency: function instances at once. */
   instances: number;
   maxReceiveCount: number;
+  /** maximumBatchingWindowSeconds, in ms: matters only while messages can still arrive. */
+  windowMs: number;
 }
 
 /** The shapes `config/queues.json` declares (what serverless.yml deploys). */
@@ -44,9 +54,14 @@ const deployedShapes = (): Record<QueueName, QueueShape> => {
       batchSize: queue.batchSize,
       instances: queue.maximumConcurrency,
       maxReceiveCount: queue.maxReceiveCount,
+      windowMs: queue.maximumBatchingWindowSeconds * 1000,
     };
   };
-  return { accessChanges: shape('accessChanges'), offboarding: shape('offboarding') };
+  return {
+    accessChanges: shape('accessChanges'),
+    offboarding: shape('offboarding'),
+    offboardingSweeps: shape('offboardingSweeps'),
+  };
 };
 
 /**
@@ -59,19 +74,35 @@ class DeliveryQueue {
   readonly #fifo: boolean;
   #waiting: PipelineRecord[];
   readonly #heldGroups = new Map<string, number>();
+  /** When the oldest waiting message arrived (epoch ms), for a batching window. */
+  #oldestAt: number | undefined;
 
   constructor(records: readonly PipelineRecord[], fifo: boolean) {
     this.#fifo = fifo;
     this.#waiting = [...records];
+    if (records.length > 0) this.#oldestAt = Date.now();
   }
 
   get waiting(): number {
     return this.#waiting.length;
   }
 
+  /** How long the oldest waiting message has waited (0 when none). */
+  waitedMs(now = Date.now()): number {
+    return this.#oldestAt === undefined || this.#waiting.length === 0 ? 0 : now - this.#oldestAt;
+  }
+
+  /** Messages arriving while the queue is consumed (sweep requests). */
+  push(records: readonly PipelineRecord[]): void {
+    if (this.#waiting.length === 0) this.#oldestAt = Date.now();
+    this.#waiting.push(...records);
+  }
+
   /** Up to `max` messages for one batch (none when every waiting group is held). */
   take(max: number): PipelineRecord[] {
-    if (!this.#fifo) return this.#waiting.splice(0, max);
+    if (!this.#fifo) {
+      return this.#waiting.splice(0, max);
+    }
     const batch: PipelineRecord[] = [];
     const rest: PipelineRecord[] = [];
     const skipped = new Set<string>();
@@ -114,7 +145,10 @@ interface DriveOptions {
   sweepProgress?: SweepProgressPort;
   /** Default: `deployedShapes()`. */
   shapes?: Record<QueueName, QueueShape>;
-  /** Environment of the functions on top of the simulator's login (e.g. `SWR_MAX_RPS`), per queue. */
+  /**
+   * Environment of the functions on top of the simulator's login (e.g. `SWR_MAX_RPS`), per queue;
+   * a queue without an entry takes the entry of another queue of its function.
+   */
   env?: Partial<Record<QueueName, Record<string, string>>>;
   /** Called with each batch's size when it is handed to an instance. */
   onBatch?: (queue: QueueName, size: number) => void;
@@ -122,6 +156,7 @@ interface DriveOptions {
 
 interface DriveReport {
   ms: number;
+  /** Messages of the source queues (sweep requests are counted in `applied`, not here). */
   messages: number;
   applied: number;
   /** Deliveries beyond the first. */
@@ -195,7 +230,7 @@ const drivePipeline = async (
     applied: 0,
     redeliveries: 0,
     lost: 0,
-    batches: { accessChanges: [], offboarding: [] },
+    batches: { accessChanges: [], offboarding: [], offboardingSweeps: [] },
     apiCalls: 0,
     apiRetries: 0,
     rateLimitWaits: 0,
@@ -203,20 +238,67 @@ const drivePipeline = async (
   };
   const closers: Array<() => Promise<void>> = [];
 
+  // Every queue's messages, the sweep queue's arriving while the others run.
+  const queues = {
+    accessChanges: new DeliveryQueue(
+      records.filter((_, index) => queueOfEvent(events[index] as BenchEvent) === 'accessChanges'),
+      shapes.accessChanges.fifo,
+    ),
+    offboarding: new DeliveryQueue(
+      records.filter((_, index) => queueOfEvent(events[index] as BenchEvent) === 'offboarding'),
+      shapes.offboarding.fifo,
+    ),
+    offboardingSweeps: new DeliveryQueue([], shapes.offboardingSweeps.fifo),
+  } satisfies Record<QueueName, DeliveryQueue>;
+  /** Queues that may still send sweep requests; the sweep queue waits for them. */
+  const feeding = new Set<QueueName>(['accessChanges', 'offboarding']);
+  let sweepRequestsSent = 0;
+  const sweepRequests: SweepRequestPort = {
+    async send(requests) {
+      const first = sweepRequestsSent;
+      sweepRequestsSent += requests.length;
+      queues.offboardingSweeps.push(
+        requests.map((request, index) => ({
+          messageId: `sweep-${first + index}`,
+          body: sweepRequestBody(request),
+          groupId: undefined,
+          receiveCount: 1,
+        })),
+      );
+      wakeAll();
+      return { failed: [] };
+    },
+  };
+  let waiters: Array<() => void> = [];
+  const wakeAll = () => {
+    for (const wake of waiters) wake();
+    waiters = [];
+  };
+  /** Until something changes, or at most `ms` (a batching window that may end). */
+  const nextChange = (ms?: number) =>
+    new Promise<void>((resolve) => {
+      waiters.push(resolve);
+      if (ms !== undefined) setTimeout(resolve, ms);
+    });
+
+  /**
+   * A queue's environment is its function's: a queue without one of its own (the sweep queue)
+   * takes that of the other queue of the same function (offboarding's, for `offboard`).
+   */
+  const envOf = (name: QueueName): Record<string, string> | undefined =>
+    options.env?.[name] ??
+    (Object.keys(queuesConfig.queues) as QueueName[])
+      .filter((other) => queuesConfig.queues[other].function === queuesConfig.queues[name].function)
+      .map((other) => options.env?.[other])
+      .find((env) => env !== undefined);
+
   const runQueue = async (name: QueueName): Promise<void> => {
     const shape = shapes[name];
-    const queue = new DeliveryQueue(
-      records.filter((_, index) => queueOfEvent(events[index] as BenchEvent) === name),
-      shape.fifo,
-    );
+    const queue = queues[name];
+    const upstreamDone = () => name !== 'offboardingSweeps' || feeding.size === 0;
     let inFlight = 0;
-    let waiters: Array<() => void> = [];
-    const changed = () => {
-      for (const wake of waiters) wake();
-      waiters = [];
-    };
     const instance = async (): Promise<void> => {
-      const config = configFor(sim, options.env?.[name]);
+      const config = configFor(sim, envOf(name));
       const services = servicesOf(config, telemetry.metrics);
       closers.push(() => services.close());
       const tap = ledger.tap(services.swr, sweepProgress);
@@ -229,23 +311,30 @@ const drivePipeline = async (
         log: silentLog,
         metrics: telemetry.metrics,
         sweepProgress: tap.sweepProgress,
+        // As deployed: the queue functions request sweeps on the sweep queue.
+        sweepRequests,
         now: () => new Date(),
       };
       const settings: PipelineSettings = {
-        actor: name === 'offboarding' ? 'offboard' : 'sync',
+        actor: name === 'accessChanges' ? 'sync' : 'offboard',
         concurrency: config.swrConcurrency,
         sweepConcurrency: config.sweepConcurrency,
         dryRun: false,
         maxReceiveCount: shape.maxReceiveCount,
       };
+      const process = name === 'offboardingSweeps' ? processSweepRequests : processRecords;
       for (;;) {
-        const batch = queue.take(shape.batchSize);
+        // A batch is ready when full, when its window ended, or when nothing more can arrive.
+        const waited = queue.waitedMs();
+        const ready =
+          queue.waiting >= shape.batchSize ||
+          (queue.waiting > 0 && (waited >= shape.windowMs || upstreamDone()));
+        const batch = ready ? queue.take(shape.batchSize) : [];
         if (batch.length === 0) {
-          if (inFlight === 0) return;
-          // Another instance may still hand messages back: wait for it.
-          await new Promise<void>((resolve) => {
-            waiters.push(resolve);
-          });
+          if (queue.waiting === 0 && inFlight === 0 && upstreamDone()) return;
+          // Another instance may still hand messages back, or a request arrive: wait for it (and,
+          // when only the window holds a batch back, at most until the window ends).
+          await nextChange(ready || queue.waiting === 0 ? undefined : Math.max(1, shape.windowMs - waited));
           continue;
         }
         inFlight += 1;
@@ -253,7 +342,7 @@ const drivePipeline = async (
         report.batches[name].push(batch.length);
         tap.beginBatch();
         const deadline = Date.now() + queuesConfig.functionTimeoutSeconds * 1000 - config.safetyMarginMs;
-        const result = await processRecords(batch, deps, settings, deadline);
+        const result = await process(batch, deps, settings, deadline);
         report.applied += result.applied.length;
         report.lost += result.undeliverable.length + result.deadLettered.length;
         const failed = new Set(result.response.batchItemFailures.map((item) => item.itemIdentifier));
@@ -266,15 +355,17 @@ const drivePipeline = async (
         report.redeliveries += kept.length;
         queue.settle(batch, kept);
         inFlight -= 1;
-        changed();
+        wakeAll();
       }
     };
     await Promise.all(Array.from({ length: shape.instances }, instance));
+    feeding.delete(name);
+    wakeAll();
   };
 
   const startedAt = performance.now();
   try {
-    await Promise.all([runQueue('accessChanges'), runQueue('offboarding')]);
+    await Promise.all([runQueue('accessChanges'), runQueue('offboarding'), runQueue('offboardingSweeps')]);
   } finally {
     report.ms = performance.now() - startedAt;
     await Promise.all(closers.map((close) => close()));

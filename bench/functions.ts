@@ -1,5 +1,6 @@
 /**
- * The two queue functions on a local stack started with `startPollers: false`, as
+ * The queue functions (every queue of `config/queues.json`: the offboard function reads the
+ * offboarding and the sweep queues) on a local stack started with `startPollers: false`, as
  * `lib/local/stack.ts` runs them (one runtime per simulated instance, the real handler wiring,
  * pollers that gather batches as Lambda does), with what a benchmark may vary per function: the
  * event source (batch size, batching window, instances), the environment (e.g. `SWR_MAX_RPS`),
@@ -68,10 +69,27 @@ const startFunctions = (
 ): RunningFunctions => {
   const pollers: Poller[] = [];
   const warnings: string[] = [];
-  const batches: Record<QueueName, number[]> = { accessChanges: [], offboarding: [] };
-  const telemetry = { accessChanges: createMemoryTelemetry(), offboarding: createMemoryTelemetry() };
-  for (const queue of ['accessChanges', 'offboarding'] as const) {
-    const setup = setups[queue] ?? {};
+  const queues = Object.keys(queuesConfig.queues) as QueueName[];
+  const batches = Object.fromEntries(queues.map((queue) => [queue, [] as number[]])) as Record<
+    QueueName,
+    number[]
+  >;
+  const telemetry = Object.fromEntries(queues.map((queue) => [queue, createMemoryTelemetry()])) as Record<
+    QueueName,
+    ReturnType<typeof createMemoryTelemetry>
+  >;
+  for (const queue of queues) {
+    // A queue without an environment of its own (the sweep queue) runs with that of its
+    // function's other queue: one function, one configuration.
+    const sibling = queues.find(
+      (other) =>
+        other !== queue &&
+        queuesConfig.queues[other].function === queuesConfig.queues[queue].function &&
+        setups[other]?.env !== undefined,
+    );
+    const own = setups[queue] ?? {};
+    const setup: FunctionSetup =
+      own.env === undefined && sibling !== undefined ? { ...own, env: setups[sibling]?.env } : own;
     const refs = stack.sqs.queues[queue];
     const source = eventSourceOf(queue, setup);
     const handlers =

@@ -21,7 +21,16 @@ interface AppConfig {
   credentials: CredentialsSource;
   /** DynamoDB membership table; absent means the in-memory store (CLI only). */
   tableName: string | undefined;
-  dlqUrls: { accessChanges: string | undefined; offboarding: string | undefined };
+  dlqUrls: {
+    accessChanges: string | undefined;
+    offboarding: string | undefined;
+    offboardingSweeps: string | undefined;
+  };
+  /**
+   * The queue of offboarding sweep requests: the queue handlers send a leaver's sweep there once
+   * the known grants are revoked. Absent (the CLI, tests): the pipeline sweeps inline.
+   */
+  sweepQueueUrl: string | undefined;
   /** The policy file; '' when the policy comes from S3 (`policyS3`) and no file is named. */
   policyFile: string;
   /** The policy as a versioned S3 object (POLICY_S3_URI); when set, it is read instead of the file. */
@@ -103,6 +112,8 @@ const envSchema = z.object({
   TABLE_NAME: trimmed,
   ACCESS_CHANGES_DLQ_URL: trimmed,
   OFFBOARDING_DLQ_URL: trimmed,
+  OFFBOARDING_SWEEPS_DLQ_URL: trimmed,
+  OFFBOARDING_SWEEPS_QUEUE_URL: trimmed,
   POLICY_FILE: trimmed,
   POLICY_S3_URI: trimmed,
   POLICY_RELOAD_SECONDS: intIn(1, 86_400, 60),
@@ -289,7 +300,12 @@ const readConfig = (
     iamEndpoint: env.IAM_ENDPOINT!,
     credentials,
     tableName: env.TABLE_NAME,
-    dlqUrls: { accessChanges: env.ACCESS_CHANGES_DLQ_URL, offboarding: env.OFFBOARDING_DLQ_URL },
+    dlqUrls: {
+      accessChanges: env.ACCESS_CHANGES_DLQ_URL,
+      offboarding: env.OFFBOARDING_DLQ_URL,
+      offboardingSweeps: env.OFFBOARDING_SWEEPS_DLQ_URL,
+    },
+    sweepQueueUrl: env.OFFBOARDING_SWEEPS_QUEUE_URL,
     policyFile,
     policyS3: policyS3?.ok === true ? policyS3.ref : undefined,
     policyReloadSeconds: env.POLICY_RELOAD_SECONDS,

@@ -2,6 +2,8 @@
  * The one pipeline behind both queue handlers (and the CLI's `plan` and `apply`), as named
  * stages over one batch:
  *   parse → resolve → record → apply (converge on known targets) → sweep (offboardings) → audit → answer
+ * The sweep runs inline, or is requested on the sweep queue when the deps have one
+ * (`sweepRequests`); that queue's batches go through `processSweepRequests`, the same sweep routine.
  * Every stage works per message: one bad message never fails its batch, and a message that
  * cannot be finished is retried or dead-lettered with its reason, never dropped. Reads that fail
  * are never taken for "nothing there", and a change SWR acknowledges counts only once a read-back
@@ -47,6 +49,7 @@ const processRecords = async (
   return answerStage(batch, events, changes, swept.proofs, deps, settings, answerBy);
 };
 
+export { processSweepRequests } from './pipeline/sweep-requests.ts';
 export type {
   BatchReport,
   MessageFailure,

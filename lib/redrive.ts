@@ -306,6 +306,7 @@ const redrive = async (options: RedriveOptions): Promise<RedriveReport> => {
 const queueUrlVariables = {
   accessChanges: { source: 'ACCESS_CHANGES_QUEUE_URL', dlq: 'ACCESS_CHANGES_DLQ_URL' },
   offboarding: { source: 'OFFBOARDING_QUEUE_URL', dlq: 'OFFBOARDING_DLQ_URL' },
+  offboardingSweeps: { source: 'OFFBOARDING_SWEEPS_QUEUE_URL', dlq: 'OFFBOARDING_SWEEPS_DLQ_URL' },
 } as const;
 
 export type { RedriveEntry, RedriveOptions, RedriveReport, RedriveStatus };

@@ -13,7 +13,7 @@ import { awsClientConfig, callAws } from './aws.ts';
 import { type AppConfig, type AuthConfig, authFromSecret, readConfig } from './config.ts';
 import type { DeadLetterSender } from './dlq.ts';
 import type { CallOptions } from './domain.ts';
-import { ConfigError } from './errors.ts';
+import { ConfigError, ErrorCodes, SyncError } from './errors.ts';
 import {
   createPowertoolsLog,
   createPowertoolsMetrics,
@@ -22,13 +22,63 @@ import {
   MetricNames,
   type MetricsSink,
 } from './observability.ts';
-import type { PipelineDeps, PipelineSettings } from './pipeline.ts';
+import type { SweepRequestPort } from './offboarding/requests.ts';
+import {
+  type PipelineDeps,
+  type PipelineSettings,
+  processRecords,
+  processSweepRequests,
+} from './pipeline.ts';
 import { createPolicyLoader, withPolicy } from './policy-source/index.ts';
-import type { QueueRuntime } from './sqs-handler.ts';
+import type { BatchProcessor, QueueRuntime } from './sqs-handler.ts';
 import type { SwrServices } from './swr/index.ts';
 
-/** Which queue a function consumes: decides its DLQ. */
-type QueueName = 'accessChanges' | 'offboarding';
+/** A queue of `config/queues.json`: decides the DLQ, the receive limit and the batch routine. */
+type QueueName = keyof typeof queuesConfig.queues;
+
+/** The DLQ variable of each queue, for the configuration error that names it. */
+const dlqVariables: Record<QueueName, string> = {
+  accessChanges: 'ACCESS_CHANGES_DLQ_URL',
+  offboarding: 'OFFBOARDING_DLQ_URL',
+  offboardingSweeps: 'OFFBOARDING_SWEEPS_DLQ_URL',
+};
+
+/** Sweep requests are swept; everything else is people events. */
+const processorOf = (queue: QueueName): BatchProcessor =>
+  queue === 'offboardingSweeps' ? processSweepRequests : processRecords;
+
+/**
+ * The queues a function consumes: its own, and every queue `config/queues.json` gives the same
+ * function (the offboard function also reads `offboarding-sweeps`, a second event source).
+ */
+const queuesOf = (functionName: string, queue: QueueName): QueueName[] => [
+  queue,
+  ...(Object.keys(queuesConfig.queues) as QueueName[]).filter(
+    (other) => other !== queue && queuesConfig.queues[other].function === functionName,
+  ),
+];
+
+/**
+ * Which consumed queue a batch came from, by the records' `eventSourceARN` (the deployed name is
+ * `<service>-<stage>-<name>`, the local one `<name>`); `fallback` when it names none of them.
+ *
+ * @example queueOfSource('arn:aws:sqs:eu-west-1:1:swr-access-sync-dev-offboarding-sweeps', ['offboarding', 'offboardingSweeps'], 'offboarding') // 'offboardingSweeps'
+ */
+const queueOfSource = (
+  eventSourceArn: string | undefined,
+  consumed: readonly QueueName[],
+  fallback: QueueName,
+): QueueName => {
+  if (eventSourceArn === undefined) return fallback;
+  const name = eventSourceArn.slice(eventSourceArn.lastIndexOf(':') + 1);
+  return (
+    consumed.find((queue) => {
+      const definition = queuesConfig.queues[queue];
+      const full = `${definition.name}${definition.fifo ? '.fifo' : ''}`;
+      return name === full || name.endsWith(`-${full}`);
+    }) ?? fallback
+  );
+};
 
 const defaultPolicyFile = 'config/policy.yaml';
 
@@ -131,8 +181,34 @@ const deadLetterSenderOnDemand = (load: () => Promise<DeadLetterSender>): DeadLe
   };
 };
 
+/**
+ * A sweep request sender whose code loads with the first offboarding; a load that fails reports
+ * every request as not sent (the offboarding messages are retried), as a failed send does.
+ */
+const sweepRequestsOnDemand = (load: () => Promise<SweepRequestPort>): SweepRequestPort => {
+  const sender = memoizeRetryable(load);
+  return {
+    async send(requests, options) {
+      let loaded: SweepRequestPort;
+      try {
+        loaded = await sender();
+      } catch (error) {
+        const reason = `the sweep request sender did not load (${error instanceof Error ? error.message : String(error)})`;
+        return {
+          failed: requests.map((request) => ({
+            userId: request.userId,
+            error: new SyncError(reason, { code: ErrorCodes.network, retryable: true }),
+          })),
+        };
+      }
+      return loaded.send(requests, options);
+    },
+  };
+};
+
 interface BuildOptions {
   functionName: string;
+  /** The function's queue (its DLQ is required); other queues of the function are consumed too. */
   queue: QueueName;
   env?: Record<string, string | undefined>;
   log?: Log;
@@ -163,7 +239,7 @@ const createQueueRuntime = (options: BuildOptions): QueueRuntime & { config: App
   const dlqUrl = config.dlqUrls[options.queue];
   if (dlqUrl === undefined)
     throw new ConfigError('invalid configuration', [
-      `${options.queue === 'accessChanges' ? 'ACCESS_CHANGES_DLQ_URL' : 'OFFBOARDING_DLQ_URL'} is required for ${options.functionName}`,
+      `${dlqVariables[options.queue]} is required for ${options.functionName}`,
     ]);
   const policyLoader = createPolicyLoader(config, {
     log,
@@ -171,14 +247,34 @@ const createQueueRuntime = (options: BuildOptions): QueueRuntime & { config: App
     ...(options.clients?.s3 === undefined ? {} : { s3: options.clients.s3 }),
   });
   // Every request bounded by REQUEST_TIMEOUT_MS; every operation also by the batch's deadline.
-  const deadLetters = deadLetterSenderOnDemand(async () => {
-    const [{ createDeadLetterSender }, { SQSClient }] = await Promise.all([
-      import('./dlq.ts'),
-      import('@aws-sdk/client-sqs'),
-    ]);
-    const sqs = options.clients?.sqs ?? new SQSClient(awsClientConfig(config.requestTimeoutMs));
-    return createDeadLetterSender({ sqs, queueUrl: dlqUrl });
+  const sqsClient = memoizeRetryable(async () => {
+    const { SQSClient } = await import('@aws-sdk/client-sqs');
+    return options.clients?.sqs ?? new SQSClient(awsClientConfig(config.requestTimeoutMs));
   });
+  const consumed = queuesOf(options.functionName, options.queue);
+  // A queue without its DLQ configured (another source of the function) still never drops a
+  // message: a permanent failure is reported undeliverable and retried until SQS redrives it.
+  const deadLettersOf = new Map(
+    consumed.flatMap((queue) => {
+      const url = config.dlqUrls[queue];
+      if (url === undefined) return [];
+      const sender = deadLetterSenderOnDemand(async () => {
+        const [{ createDeadLetterSender }, sqs] = await Promise.all([import('./dlq.ts'), sqsClient()]);
+        return createDeadLetterSender({ sqs, queueUrl: url });
+      });
+      return [[queue, sender] as const];
+    }),
+  );
+  const sweepRequests =
+    config.sweepQueueUrl === undefined
+      ? undefined
+      : sweepRequestsOnDemand(async () => {
+          const [{ createSweepQueue }, sqs] = await Promise.all([
+            import('./offboarding/sweep-queue.ts'),
+            sqsClient(),
+          ]);
+          return createSweepQueue({ sqs, queueUrl: config.sweepQueueUrl as string });
+        });
 
   const build = async () => {
     const reading = resolveAuth(config);
@@ -201,11 +297,12 @@ const createQueueRuntime = (options: BuildOptions): QueueRuntime & { config: App
       directory: services.users,
       store,
       policy,
-      deadLetters,
+      deadLetters: deadLettersOf.get(options.queue),
       log,
       metrics,
       audit: (records, options) => auditStore.write(records, options),
       sweepProgress,
+      ...(sweepRequests === undefined ? {} : { sweepRequests }),
       // A leaver IAM already deleted is still found by the name the audit trail recorded.
       knownIdsByName: (name) => auditStore.userIdsByName(name),
       now: () => new Date(),
@@ -233,8 +330,19 @@ const createQueueRuntime = (options: BuildOptions): QueueRuntime & { config: App
     config,
     log,
     metrics,
-    // Every invocation runs with the policy in use now (a new S3 version, once checked and valid).
-    ready: async () => withPolicy(await built(), await policyLoader.load()),
+    // Every invocation runs with the policy in use now (a new S3 version, once checked and valid),
+    // and with the DLQ, receive limit and batch routine of the queue its batch came from.
+    ready: async (eventSourceArn) => {
+      const ready = withPolicy(await built(), await policyLoader.load());
+      const queue = queueOfSource(eventSourceArn, consumed, options.queue);
+      if (queue === options.queue) return { ...ready, process: processorOf(queue) };
+      return {
+        ...ready,
+        deps: { ...ready.deps, deadLetters: deadLettersOf.get(queue) },
+        settings: { ...ready.settings, maxReceiveCount: queuesConfig.queues[queue].maxReceiveCount },
+        process: processorOf(queue),
+      };
+    },
   };
 };
 
@@ -244,6 +352,8 @@ export {
   deadLetterSenderOnDemand,
   defaultPolicyFile,
   memoizeRetryable,
+  queueOfSource,
+  queuesOf,
   resolveAuth,
   swrServicesFor,
 };

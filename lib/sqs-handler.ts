@@ -10,15 +10,33 @@ import { flushMetrics } from './middleware.ts';
 import type { Log, MetricsSink } from './observability.ts';
 import {
   asSyncError,
+  type BatchReport,
   type PipelineDeps,
   type PipelineRecord,
   type PipelineSettings,
   processRecords,
 } from './pipeline.ts';
 
+/** A queue's batch routine: `processRecords` (people events) or `processSweepRequests`. */
+type BatchProcessor = (
+  records: readonly PipelineRecord[],
+  deps: PipelineDeps,
+  settings: PipelineSettings,
+  deadline: number,
+) => Promise<BatchReport>;
+
 /** What a queue handler needs; resolved once per cold start (credentials may come from Secrets Manager). */
 interface QueueRuntime {
-  ready(): Promise<{ deps: PipelineDeps; settings: PipelineSettings; safetyMarginMs: number }>;
+  /**
+   * The deps and settings for a batch from `eventSourceArn` (a function may consume several
+   * queues: each has its DLQ, receive limit and routine; default routine `processRecords`).
+   */
+  ready(eventSourceArn?: string): Promise<{
+    deps: PipelineDeps;
+    settings: PipelineSettings;
+    safetyMarginMs: number;
+    process?: BatchProcessor;
+  }>;
   log: Log;
   metrics: MetricsSink;
 }
@@ -40,9 +58,11 @@ const handleSqsEvent = async (
 ): Promise<SQSBatchResponse> => {
   const records = (event.Records ?? []).map(pipelineRecordOf);
   try {
-    const { deps, settings, safetyMarginMs } = await runtime.ready();
+    // Lambda never mixes queues in one batch: the first record says which queue it came from.
+    const ready = await runtime.ready(event.Records?.[0]?.eventSourceARN);
+    const { deps, settings, safetyMarginMs, process = processRecords } = ready;
     const deadline = Date.now() + context.getRemainingTimeInMillis() - safetyMarginMs;
-    const report = await processRecords(records, deps, settings, deadline);
+    const report = await process(records, deps, settings, deadline);
     runtime.log.info('batch done', {
       messages: records.length,
       applied: report.applied.length,
@@ -73,5 +93,5 @@ const createSqsHandler = (runtime: QueueRuntime) =>
     .use(flushMetrics({ metrics: runtime.metrics }))
     .handler((event, context) => handleSqsEvent(event, context, runtime));
 
-export type { QueueRuntime };
+export type { BatchProcessor, QueueRuntime };
 export { createSqsHandler, handleSqsEvent, pipelineRecordOf };

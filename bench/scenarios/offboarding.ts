@@ -6,9 +6,12 @@
  * limit), and each access-changes instance runs in a child process of its own
  * (`bench/instance-process.ts`), as a Lambda instance would: its memory is measured alone.
  *
- * Latency = from just before the offboarding's SendMessageBatch to the LAST revoke of that user,
- * taken from the offboard function's audit records ("access changed", after = none): their
- * instant is the end of the stage's converge (the calls, their read-back, the store re-check).
+ * Latency = from just before the offboarding's SendMessageBatch to the LAST revoke of that user's
+ * known grants, taken from the audit records ("access changed", after = none) of the offboard
+ * function's batches of the offboarding queue: their instant is the end of the stage's converge
+ * (the calls, their read-back, the store re-check). The sweep (every other target) is done later
+ * from the sweep queue, many leavers per batch: its delay is a row of its own, enqueue → the
+ * "offboarding proven" log record of the sweep batches (`provenAt`: every target checked).
  * The simulator's request log cannot tell whose DELETE it was (the user ids are in the body) and
  * is capped at 10,000 entries, and polling `permissions()` would load the simulator we are
  * measuring. At the end the simulator is checked: no offboarded user may hold anything.
@@ -42,6 +45,14 @@ interface OffboardingPart {
   offboardings: number;
   flood: number;
   latenciesMs: number[];
+  /** Enqueue → "offboarding proven" (the sweep of every other target finished), per user. */
+  provenMs: number[];
+  /** Offboarded users whose sweep was not proven by the end (must be 0). */
+  unproven: number;
+  /** Batches of the sweep queue (sizes): how many leavers shared a pass. */
+  sweepBatches: number[];
+  /** SWR requests and rate-limit waits of the offboarding queue's instances (known grants). */
+  knownGrantCalls: { requests: number; rateLimitWaits: number; batches: number };
   /** Offboarded users still holding a permission at the end (must be 0). */
   leftovers: number;
   /** Offboarded users without any revoke seen (they held nothing: must be 0 by construction). */
@@ -114,6 +125,12 @@ const runOffboardingPart = async (
     const at = Date.parse(String(attributes.at));
     lastRevoke.set(userId, Math.max(lastRevoke.get(userId) ?? 0, at));
   });
+  const provenAt = new Map<string, number>();
+  const sweepLog = filteringLog((message, attributes) => {
+    if (message !== 'offboarding proven') return;
+    const userId = String(attributes.userId);
+    if (tracked.has(userId)) provenAt.set(userId, Date.parse(String(attributes.provenAt)));
+  });
   const base = Date.now() - 6 * 60 * 60 * 1000;
   const stack = await startLocalStack({
     seed: parseSeed(world.seed),
@@ -131,6 +148,7 @@ const runOffboardingPart = async (
     functions = startFunctions(stack, {
       accessChanges: { handlers: instances.map((instance) => instance.handler) },
       offboarding: { log },
+      offboardingSweeps: { log: sweepLog },
     });
     progress(`offboarding/${part}: warm-up (${world.users.length} snapshots)`);
     await stack.send(warmupEvents(world, base));
@@ -178,11 +196,24 @@ const runOffboardingPart = async (
       const sent = enqueuedAt.get(user.id);
       return done === undefined || sent === undefined ? [] : [done - sent];
     });
+    const provenMs = victims.flatMap((user) => {
+      const done = provenAt.get(user.id);
+      const sent = enqueuedAt.get(user.id);
+      return done === undefined || sent === undefined ? [] : [done - sent];
+    });
     return {
       part,
       offboardings: victims.length,
       flood: floodEvents.length,
       latenciesMs,
+      provenMs,
+      unproven: victims.length - provenMs.length,
+      sweepBatches: functions.batches('offboardingSweeps'),
+      knownGrantCalls: {
+        requests: functions.counters('offboarding').ApiCalls ?? 0,
+        rateLimitWaits: functions.counters('offboarding').RateLimitWaits ?? 0,
+        batches: functions.batches('offboarding').length,
+      },
       leftovers: heldBy(stack, tracked),
       unseen: victims.length - latenciesMs.length,
       idleInstances,
@@ -207,6 +238,8 @@ const mib = (bytes: number): number => bytes / 2 ** 20;
 const combineOffboarding = (baseline: OffboardingPart, flood: OffboardingPart): ScenarioResult => {
   const during = summarize(flood.latenciesMs);
   const quiet = summarize(baseline.latenciesMs);
+  const sweptDuring = summarize(flood.provenMs);
+  const sweptQuiet = summarize(baseline.provenMs);
   const label = `same ${baseline.offboardings} offboardings, no flood`;
   const busiestIndex = flood.busyInstances.reduce(
     (best, memory, index) => (memory.peakRss > (flood.busyInstances[best]?.peakRss ?? 0) ? index : best),
@@ -221,13 +254,22 @@ const combineOffboarding = (baseline: OffboardingPart, flood: OffboardingPart): 
     ours: during[key],
     baseline: quiet[key],
     baselineLabel: label,
-    note: `${flood.flood} joins flooding access-changes${key === 'p99' ? `; target < 1 s, flood/no flood ≤ 1.1; ${flood.leftovers + baseline.leftovers} offboarded user(s) still holding something` : ''}`,
+    note: `${flood.flood} joins flooding access-changes${key === 'p99' ? `; target < 1 s, flood/no flood ≤ 1.1; ${flood.leftovers + baseline.leftovers} offboarded user(s) still holding something; the known grants only (the sweep: next row); offboarding instances: ${flood.knownGrantCalls.requests} SWR requests in ${flood.knownGrantCalls.batches} batches, ${flood.knownGrantCalls.rateLimitWaits} rate-limit waits (no flood ${baseline.knownGrantCalls.requests}, ${baseline.knownGrantCalls.batches}, ${baseline.knownGrantCalls.rateLimitWaits})` : ''}`,
   });
   return {
     rows: [
       latencyRow('enqueue → last revoke p50', 'p50'),
       latencyRow('enqueue → last revoke p95', 'p95'),
       latencyRow('enqueue → last revoke p99', 'p99'),
+      {
+        section: 'offboarding',
+        metric: 'enqueue → sweep proven p99',
+        unit: 'ms',
+        ours: sweptDuring.p99,
+        baseline: sweptQuiet.p99,
+        baselineLabel: label,
+        note: `every other target (policy and managed namespaces) checked, from the sweep queue (batches ≤ ${eventSourceOf('offboardingSweeps').batchSize}, ${eventSourceOf('offboardingSweeps').maximumBatchingWindowSeconds} s window); p50 ${Math.round(sweptDuring.p50)} ms (no flood ${Math.round(sweptQuiet.p50)}); sweep batches ${flood.sweepBatches.length} (no flood ${baseline.sweepBatches.length}); ${flood.unproven + baseline.unproven} offboarding(s) not proven by the end`,
+      },
       {
         section: 'memory',
         metric: `peak RSS of one access-changes instance while processing ${flood.flood} joins`,
@@ -240,7 +282,9 @@ const combineOffboarding = (baseline: OffboardingPart, flood: OffboardingPart): 
     ],
     details: {
       latencyDefinition:
-        'enqueue (just before SendMessageBatch of the offboarding) → audit record of the last revoke of that user',
+        'enqueue (just before SendMessageBatch of the offboarding) → audit record of the last revoke of that user by the offboarding queue (known grants)',
+      sweepDefinition:
+        'enqueue (just before SendMessageBatch of the offboarding) → provenAt of the "offboarding proven" record of the sweep queue',
       flood: { ...flood, summary: during },
       baseline: { ...baseline, summary: quiet },
     },

@@ -147,14 +147,16 @@ const auditCommand = async (argv: string[], io: CliIo): Promise<ExitCode> => {
   }
 };
 
-const redriveUsage = `usage: swr-access redrive --queue access-changes|offboarding [--error-code C] [--dry-run] [--max N] [--json]
+const redriveUsage = `usage: swr-access redrive --queue access-changes|offboarding|offboarding-sweeps [--error-code C] [--dry-run] [--max N] [--json]
 
 Moves messages from a queue's DLQ back to the queue (same message group and deduplication id,
 DLQ attributes dropped). Never deletes a message whose copy was not sent. Messages not moved are
 visible in the DLQ again when the run ends. Queue URLs: ACCESS_CHANGES_QUEUE_URL,
-ACCESS_CHANGES_DLQ_URL, OFFBOARDING_QUEUE_URL, OFFBOARDING_DLQ_URL.
+ACCESS_CHANGES_DLQ_URL, OFFBOARDING_QUEUE_URL, OFFBOARDING_DLQ_URL, OFFBOARDING_SWEEPS_QUEUE_URL,
+OFFBOARDING_SWEEPS_DLQ_URL.
 
-  --queue Q         access-changes or offboarding
+  --queue Q         access-changes, offboarding or offboarding-sweeps (a leaver's sweep: safe to
+                    send again, a finished or superseded sweep is skipped)
   --error-code C    move only messages whose errorCode attribute is C
   --dry-run         report what would move; move nothing
   --max N           look at most at N messages (default 1000)
@@ -165,7 +167,11 @@ that SQS dead-lettered itself only 5 minutes after it was first sent.
 
 Exit: 0 nothing failed; 1 some messages could not be moved; 2 usage or configuration.`;
 
-const queueNames = { 'access-changes': 'accessChanges', offboarding: 'offboarding' } as const;
+const queueNames = {
+  'access-changes': 'accessChanges',
+  offboarding: 'offboarding',
+  'offboarding-sweeps': 'offboardingSweeps',
+} as const;
 
 const writeRedriveText = (io: CliIo, queue: string, report: RedriveReport): void => {
   const verb = report.dryRun ? 'would move' : 'moved';
@@ -197,7 +203,7 @@ const redriveCommand = async (argv: string[], io: CliIo): Promise<ExitCode> => {
   }
   const queueArg = requiredString(parsed, 'queue', redriveUsage);
   if (!Object.hasOwn(queueNames, queueArg))
-    throw new UsageError(`--queue must be access-changes or offboarding`, redriveUsage);
+    throw new UsageError(`--queue must be access-changes, offboarding or offboarding-sweeps`, redriveUsage);
   const queue = queueNames[queueArg as keyof typeof queueNames];
   const max = intValue(parsed, 'max', { min: 1, max: 100_000 }, redriveUsage) ?? 1000;
   const variables = queueUrlVariables[queue];

@@ -16,6 +16,8 @@ const OutcomeKinds = {
   deferred: 'deferred',
   superseded: 'superseded by offboarding',
   deadLettered: 'dead-lettered',
+  /** An offboarding whose known grants were revoked, but whose sweep ended in the sweep DLQ. */
+  sweepDeadLettered: 'known grants revoked, sweep dead-lettered',
   /** Neither applied, ignored nor found in a DLQ: should never be seen; says so if it is. */
   unaccounted: 'not accounted for',
 } as const;
@@ -67,6 +69,28 @@ const ignoredKinds: Record<string, OutcomeKind> = {
   [ApplyStatuses.supersededByOffboarding]: OutcomeKinds.superseded,
 };
 
+/** How each leaver's sweep ended (by user id and by name): proven, or dead-lettered with why. */
+const sweepsOf = (lines: readonly LogLine[], letters: readonly DeadLetterView[]) => {
+  const proven = new Map<string, number>();
+  for (const line of lines)
+    if (line.message === 'offboarding proven') {
+      const checked = typeof line.checked === 'number' ? line.checked : 0;
+      if (typeof line.userId === 'string') proven.set(line.userId, checked);
+      if (typeof line.userName === 'string') proven.set(line.userName, checked);
+    }
+  const dead = new Map<string, string>();
+  for (const letter of letters)
+    if (letter.queue === 'offboardingSweeps') {
+      const userId = parse(letter.body)?.userId;
+      if (typeof userId === 'string')
+        dead.set(
+          userId,
+          `${letter.attributes.errorCode ?? '?'}: ${letter.attributes.errorMessage ?? ''} [offboardingSweeps DLQ]`,
+        );
+    }
+  return { proven, dead };
+};
+
 /**
  * One outcome per entry of the events file, in file order.
  *
@@ -94,7 +118,8 @@ const eventOutcomes = (
     else if (line.message.startsWith('team not in the policy') && typeof line.team === 'string')
       unknownTeams.set(eventId, [...(unknownTeams.get(eventId) ?? []), line.team]);
   }
-  const unmatchedLetters = [...letters];
+  const sweeps = sweepsOf(lines, letters);
+  const unmatchedLetters = letters.filter((letter) => letter.queue !== 'offboardingSweeps');
   const firstSeen = new Map<string, string>();
   return entries.map((entry): EventOutcome => {
     const event = parse(entry.body);
@@ -140,6 +165,21 @@ const eventOutcomes = (
         outcome: ignoredKinds[skipped.status] ?? OutcomeKinds.stale,
         detail: skipped.reason ?? skipped.status,
       };
+    if (event?.type === 'user.offboarded') {
+      // The known grants are revoked by the event's own message; the rest by its sweep (a
+      // message of the sweep queue): say how that ended, never "applied" over a failed sweep.
+      const user = asRecord(event.user);
+      const keys = [user?.id, user?.name].filter((key): key is string => typeof key === 'string');
+      const dead = keys.map((key) => sweeps.dead.get(key)).find((why) => why !== undefined);
+      if (dead !== undefined)
+        return { ...base, outcome: OutcomeKinds.sweepDeadLettered, detail: `${madeText}; sweep: ${dead}` };
+      const checked = keys.map((key) => sweeps.proven.get(key)).find((count) => count !== undefined);
+      return {
+        ...base,
+        outcome: OutcomeKinds.applied,
+        detail: `${madeText}; ${checked === undefined ? 'sweep not proven in this run (reconcile finishes it)' : `sweep proven (${checked} targets checked)`}`,
+      };
+    }
     return { ...base, outcome: OutcomeKinds.applied, detail: madeText };
   });
 };

@@ -14,7 +14,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { ErrorCodes, SyncError } from '../errors.ts';
-import type { QueueKey } from './sqs.ts';
+import type { SourceQueueKey as QueueKey } from './sqs.ts';
 
 /** A message already shaped for SQS; `queue` defaults to the queue of the parsed body. */
 interface RawMessage {
@@ -288,7 +288,8 @@ const depthOf = async (sqs: SQSClient, url: string): Promise<QueueDepth> => {
 };
 
 /**
- * Resolves once every queue holds no message (visible, in flight or delayed); throws a
+ * Resolves once every queue holds no message (visible, in flight or delayed), reading the queues
+ * in order (list a queue after those that feed it); throws a
  * retryable `TIMEOUT` SyncError with the last depths after `timeoutMs`.
  *
  * @example
@@ -302,7 +303,11 @@ const waitForDrain = async (
   const pollMs = options.pollMs ?? 200;
   const deadline = Date.now() + options.timeoutMs;
   for (;;) {
-    const depths = await Promise.all(queueUrls.map((url) => depthOf(sqs, url)));
+    // In the order given, one after the other: a queue fed by another (the sweep queue, fed by
+    // the offboarding handler before it deletes its message) is read after its feeder, so a
+    // message moving from one to the other is seen in one of them.
+    const depths: QueueDepth[] = [];
+    for (const url of queueUrls) depths.push(await depthOf(sqs, url));
     options.onProgress?.(depths);
     if (depths.every((depth) => depth.visible + depth.notVisible + depth.delayed === 0)) {
       return;

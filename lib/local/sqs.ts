@@ -1,7 +1,7 @@
 /**
- * The two source queues and their dead-letter queues on an in-process fauxqs, created from the
- * same definitions as production (`config/queues.json`: `access-changes` a standard queue,
- * `offboarding` FIFO) through the real SQS API.
+ * The queues and their dead-letter queues on an in-process fauxqs, created from the same
+ * definitions as production (`config/queues.json`: `access-changes` a standard queue,
+ * `offboarding` FIFO, `offboarding-sweeps` standard) through the real SQS API.
  *
  * What fauxqs 1.9 really does for FIFO queues (checked by test/integration/local-sqs.test.ts;
  * read from its source where a test cannot see it):
@@ -35,6 +35,8 @@ const localRegion = 'us-east-1';
 const localCredentials = { accessKeyId: 'local', secretAccessKey: 'local' } as const;
 
 type QueueKey = keyof typeof queuesConfig.queues;
+/** The queues producers send people events to (the sweep queue is fed by the handlers). */
+type SourceQueueKey = Exclude<QueueKey, 'offboardingSweeps'>;
 
 /** Everything a poller or producer needs to know about one source queue and its DLQ. */
 interface QueueRefs {
@@ -154,7 +156,7 @@ const createQueuePair = async (
 };
 
 /**
- * Starts fauxqs in-process on 127.0.0.1 (a free port) and creates both queue pairs of
+ * Starts fauxqs in-process on 127.0.0.1 (a free port) and creates every queue pair of
  * `config/queues.json`.
  *
  * @example
@@ -175,12 +177,14 @@ const startLocalSqs = async (options: LocalSqsOptions = {}): Promise<LocalSqs> =
     const endpoint = `http://127.0.0.1:${address.port}`;
     const sqs = createSqsClient(endpoint);
     client = sqs;
-    const accessChanges = await createQueuePair(sqs, 'accessChanges', visibilityTimeoutSeconds);
-    const offboarding = await createQueuePair(sqs, 'offboarding', visibilityTimeoutSeconds);
+    // Every queue of the file, as serverless.yml declares every one of them.
+    const queues = {} as Record<QueueKey, QueueRefs>;
+    for (const key of Object.keys(queuesConfig.queues) as QueueKey[])
+      queues[key] = await createQueuePair(sqs, key, visibilityTimeoutSeconds);
     return {
       endpoint,
       client: sqs,
-      queues: { accessChanges, offboarding },
+      queues,
       stop: async () => {
         sqs.destroy();
         await app.close();
@@ -193,5 +197,5 @@ const startLocalSqs = async (options: LocalSqsOptions = {}): Promise<LocalSqs> =
   }
 };
 
-export type { LocalSqs, LocalSqsOptions, QueueKey, QueueRefs };
+export type { LocalSqs, LocalSqsOptions, QueueKey, QueueRefs, SourceQueueKey };
 export { createSqsClient, localCredentials, localRegion, startLocalSqs };

@@ -60,9 +60,9 @@ interface LocalStack {
   startPollers(): void;
   /** Sends events (or raw bodies) as a producer would. */
   send(events: readonly unknown[]): Promise<void>;
-  /** Waits until both source queues are empty and nothing is in flight. */
+  /** Waits until every queue (the sweep queue included) is empty and nothing is in flight. */
   drain(options?: { timeoutMs?: number; onProgress?: (remaining: number) => void }): Promise<void>;
-  /** Reads (and, with `remove`, deletes) every message in both DLQs. */
+  /** Reads (and, with `remove`, deletes) every message in every DLQ. */
   deadLetters(options?: { remove?: boolean }): Promise<DeadLetterView[]>;
   stop(): Promise<void>;
 }
@@ -98,6 +98,9 @@ const startLocalStack = async (options: LocalStackOptions = {}): Promise<LocalSt
       TABLE_NAME: tableName,
       ACCESS_CHANGES_DLQ_URL: sqs.queues.accessChanges.dlqUrl,
       OFFBOARDING_DLQ_URL: sqs.queues.offboarding.dlqUrl,
+      OFFBOARDING_SWEEPS_DLQ_URL: sqs.queues.offboardingSweeps.dlqUrl,
+      // The queue handlers request each leaver's sweep there, as deployed (serverless.yml).
+      OFFBOARDING_SWEEPS_QUEUE_URL: sqs.queues.offboardingSweeps.url,
       POLICY_FILE: options.policyFile ?? 'config/demo-policy.yaml',
       RETRY_BASE_DELAY_MS: '50',
       RETRY_MAX_DELAY_MS: '1000',
@@ -122,15 +125,16 @@ const startLocalStack = async (options: LocalStackOptions = {}): Promise<LocalSt
           }),
         ),
       );
-    const handlers = {
-      accessChanges: instancesOf('accessChanges', 'sync'),
-      offboarding: instancesOf('offboarding', 'offboard'),
-    };
+    // Every queue of config/queues.json, each feeding the function the file names.
+    const queueNames = Object.keys(sqs.queues) as QueueName[];
+    const handlers = Object.fromEntries(
+      queueNames.map((queue) => [queue, instancesOf(queue, sqs.queues[queue].functionName)]),
+    ) as Record<QueueName, ReturnType<typeof instancesOf>>;
 
     const pollers: Poller[] = [];
     const startPollers = () => {
       if (pollers.length > 0) return;
-      for (const queue of ['accessChanges', 'offboarding'] as const) {
+      for (const queue of queueNames) {
         const refs = sqs.queues[queue];
         pollers.push(
           startPoller({
@@ -159,7 +163,8 @@ const startLocalStack = async (options: LocalStackOptions = {}): Promise<LocalSt
     });
     if (options.startPollers !== false) startPollers();
 
-    const sourceUrls = [sqs.queues.accessChanges.url, sqs.queues.offboarding.url];
+    // The sweep queue last: the offboarding handler feeds it (see waitForDrain).
+    const sourceUrls = queueNames.map((queue) => sqs.queues[queue].url);
     return {
       sim,
       sqs,
@@ -185,7 +190,7 @@ const startLocalStack = async (options: LocalStackOptions = {}): Promise<LocalSt
           url: string;
           entries: Array<{ Id: string; ReceiptHandle: string | undefined }>;
         }> = [];
-        for (const queue of ['accessChanges', 'offboarding'] as const) {
+        for (const queue of queueNames) {
           // Bounded: a DLQ holds what this run put there; stop at the first empty receive.
           for (let round = 0; round < 1000; round += 1) {
             const answer = await sqs.client.send(

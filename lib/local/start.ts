@@ -100,6 +100,8 @@ const serve = async (policyFile: string, envFile: string, seedFile: string | und
       OFFBOARDING_QUEUE_URL: gateway.loopbackUrl(stack.sqs.queues.offboarding.url),
       ACCESS_CHANGES_DLQ_URL: gateway.loopbackUrl(stack.sqs.queues.accessChanges.dlqUrl),
       OFFBOARDING_DLQ_URL: gateway.loopbackUrl(stack.sqs.queues.offboarding.dlqUrl),
+      OFFBOARDING_SWEEPS_QUEUE_URL: gateway.loopbackUrl(stack.sqs.queues.offboardingSweeps.url),
+      OFFBOARDING_SWEEPS_DLQ_URL: gateway.loopbackUrl(stack.sqs.queues.offboardingSweeps.dlqUrl),
       POLICY_FILE: resolve(policyFile),
       AWS_ENDPOINT_URL_SQS: gateway.endpoint,
       AWS_ENDPOINT_URL_DYNAMODB: stack.dynamo.endpoint,

@@ -13,6 +13,7 @@ import type {
 import type { SyncError } from '../errors.ts';
 import type { AuditRecord, Log, MetricsSink } from '../observability.ts';
 import type { SweepProgressPort } from '../offboarding/progress.ts';
+import type { SweepRequestPort } from '../offboarding/requests.ts';
 import type { OffboardingProof } from '../offboarding/sweep.ts';
 
 /** One queue message as the pipeline needs it (from a Lambda SQS record, or a CLI file line). */
@@ -38,6 +39,12 @@ interface PipelineDeps {
    * memory for this call only, so a sweep cut short starts again on the next delivery.
    */
   sweepProgress?: SweepProgressPort;
+  /**
+   * Where a leaver's sweep is requested once the known grants are revoked (the queue handlers: the
+   * `offboarding-sweeps` queue, swept in large batches by `processSweepRequests`). Absent (CLI,
+   * tests): the pipeline sweeps inline, in the same batch.
+   */
+  sweepRequests?: SweepRequestPort;
   /** Leavers IAM no longer knows, by name: the users the audit trail recorded under it. */
   knownIdsByName?: KnownIdsByName;
   now: () => Date;

@@ -43,7 +43,7 @@ interface QueuesConfig {
   functionTimeoutSeconds: number;
   visibilityTimeoutSeconds: number;
   messageRetentionSeconds: number;
-  queues: Record<'accessChanges' | 'offboarding', QueueSettings>;
+  queues: Record<'accessChanges' | 'offboarding' | 'offboardingSweeps', QueueSettings>;
 }
 
 type Props = Record<string, unknown>;
@@ -64,6 +64,8 @@ const requiredEnvironment = [
   'TABLE_NAME',
   'ACCESS_CHANGES_DLQ_URL',
   'OFFBOARDING_DLQ_URL',
+  'OFFBOARDING_SWEEPS_QUEUE_URL',
+  'OFFBOARDING_SWEEPS_DLQ_URL',
   'SWR_ENDPOINT',
   'IAM_ENDPOINT',
   'SWR_CREDENTIALS_SECRET_ARN',
@@ -128,6 +130,8 @@ const functionLoadEnv = {
   OFFBOARDING_DLQ_URL: 'http://127.0.0.1:9/000000000000/offboarding-dlq.fifo',
   ACCESS_CHANGES_QUEUE_URL: 'http://127.0.0.1:9/000000000000/access-changes.fifo',
   OFFBOARDING_QUEUE_URL: 'http://127.0.0.1:9/000000000000/offboarding.fifo',
+  OFFBOARDING_SWEEPS_QUEUE_URL: 'http://127.0.0.1:9/000000000000/offboarding-sweeps',
+  OFFBOARDING_SWEEPS_DLQ_URL: 'http://127.0.0.1:9/000000000000/offboarding-sweeps-dlq',
   SWR_ENDPOINT: 'http://127.0.0.1:9',
   IAM_ENDPOINT: 'http://127.0.0.1:9',
   SWR_AUTH_TOKEN: 'package-test-load-only',
@@ -221,21 +225,24 @@ afterAll(async () => {
 });
 
 describe('queues', () => {
-  it('declares access-changes and its DLQ standard, offboarding and its DLQ FIFO, as config/queues.json says', () => {
+  it('declares access-changes, offboarding-sweeps and their DLQs standard, offboarding and its DLQ FIFO, as config/queues.json says', () => {
     // Act
     const queues = resourcesOf('AWS::SQS::Queue');
     const fifoOf = (name: string) =>
       queues.filter(([, queue]) => String(queue.Properties.QueueName).includes(`-${name}`));
 
     // Assess
-    expect(queues).toHaveLength(4);
+    expect(queues).toHaveLength(6);
     expect(queuesConfig.queues.accessChanges.fifo).toBe(false);
     expect(queuesConfig.queues.offboarding.fifo).toBe(true);
-    for (const [, queue] of fifoOf('access-changes')) {
+    expect(queuesConfig.queues.offboardingSweeps.fifo).toBe(false);
+    for (const [, queue] of [...fifoOf('access-changes'), ...fifoOf('offboarding-sweeps')]) {
       expect(queue.Properties.FifoQueue).toBeUndefined();
       expect(String(queue.Properties.QueueName)).not.toMatch(/\.fifo$/);
     }
-    for (const [, queue] of fifoOf('offboarding')) {
+    for (const [, queue] of fifoOf('offboarding').filter(
+      ([, queue]) => !String(queue.Properties.QueueName).includes('-offboarding-sweeps'),
+    )) {
       expect(queue.Properties).toMatchObject({
         FifoQueue: true,
         ContentBasedDeduplication: false,
@@ -246,33 +253,36 @@ describe('queues', () => {
     }
   });
 
-  it.each(['accessChanges', 'offboarding'] as const)('%s redrives to its own DLQ of the same kind', (key) => {
-    // Prepare
-    const settings = queuesConfig.queues[key];
-    const [logicalId, queue] = queueByName(settings.name);
+  it.each(['accessChanges', 'offboarding', 'offboardingSweeps'] as const)(
+    '%s redrives to its own DLQ of the same kind',
+    (key) => {
+      // Prepare
+      const settings = queuesConfig.queues[key];
+      const [logicalId, queue] = queueByName(settings.name);
 
-    // Act
-    const redrive = redriveOf(queue);
-    const dlqId = getAttTarget(redrive.deadLetterTargetArn);
-    const dlq = resource(dlqId ?? '');
+      // Act
+      const redrive = redriveOf(queue);
+      const dlqId = getAttTarget(redrive.deadLetterTargetArn);
+      const dlq = resource(dlqId ?? '');
 
-    // Assess
-    expect(redrive.maxReceiveCount).toBe(settings.maxReceiveCount);
-    expect(redrive.maxReceiveCount).toBeGreaterThanOrEqual(5);
-    expect(dlqId).not.toBe(logicalId);
-    expect(dlq.Properties.FifoQueue).toBe(settings.fifo ? true : undefined);
-    expect(dlq.Properties.RedrivePolicy).toBeUndefined();
-    expect(String(dlq.Properties.QueueName)).toMatch(
-      new RegExp(`-${settings.name}-dlq${settings.fifo ? '\\.fifo' : ''}$`),
-    );
-  });
+      // Assess
+      expect(redrive.maxReceiveCount).toBe(settings.maxReceiveCount);
+      expect(redrive.maxReceiveCount).toBeGreaterThanOrEqual(5);
+      expect(dlqId).not.toBe(logicalId);
+      expect(dlq.Properties.FifoQueue).toBe(settings.fifo ? true : undefined);
+      expect(dlq.Properties.RedrivePolicy).toBeUndefined();
+      expect(String(dlq.Properties.QueueName)).toMatch(
+        new RegExp(`-${settings.name}-dlq${settings.fifo ? '\\.fifo' : ''}$`),
+      );
+    },
+  );
 
   it('gives each source queue a DLQ of its own', () => {
     // Act
     const dlqs = sourceQueues().map(([, queue]) => getAttTarget(redriveOf(queue).deadLetterTargetArn));
 
     // Assess
-    expect(new Set(dlqs).size).toBe(2);
+    expect(new Set(dlqs).size).toBe(3);
   });
 
   it.each([
@@ -283,7 +293,7 @@ describe('queues', () => {
     const values = resourcesOf('AWS::SQS::Queue').map(([, queue]) => queue.Properties[property]);
 
     // Assess
-    expect(values).toEqual([expected, expected, expected, expected]);
+    expect(values).toEqual(Array.from({ length: 6 }, () => expected));
   });
 
   it('keeps a message invisible for at least 6 times the timeout of the function that consumes it', () => {
@@ -301,7 +311,7 @@ describe('queues', () => {
     });
 
     // Assess
-    expect(pairs).toHaveLength(2);
+    expect(pairs).toHaveLength(3);
     for (const { visibility, timeout } of pairs) {
       expect(timeout).toBe(queuesConfig.functionTimeoutSeconds);
       expect(visibility).toBe(queuesConfig.visibilityTimeoutSeconds);
@@ -310,9 +320,15 @@ describe('queues', () => {
   });
 
   it('lets only the configured producers send to the source queues', () => {
-    // Prepare
-    const sourceIds = sourceQueues().map(([id]) => id);
-    const policies = resourcesOf('AWS::SQS::QueuePolicy');
+    // Prepare: the sweep queue is fed by the functions, not by producers (its policy is below)
+    const sweepsId = queueByName(queuesConfig.queues.offboardingSweeps.name)[0];
+    const sourceIds = sourceQueues()
+      .map(([id]) => id)
+      .filter((id) => id !== sweepsId);
+    const policies = resourcesOf('AWS::SQS::QueuePolicy').filter(
+      ([, policy]) =>
+        !(policy.Properties.Queues as { Ref: string }[]).some((queue) => queue.Ref === sweepsId),
+    );
 
     // Act
     const properties = policies[0]?.[1].Properties ?? {};
@@ -354,7 +370,7 @@ describe('queues', () => {
 });
 
 describe('event source mappings', () => {
-  it.each(['accessChanges', 'offboarding'] as const)(
+  it.each(['accessChanges', 'offboarding', 'offboardingSweeps'] as const)(
     '%s feeds its function with partial batch failures',
     (key) => {
       // Prepare
@@ -571,9 +587,16 @@ describe('IAM', () => {
   it.each([
     [
       'sqs:ChangeMessageVisibility',
-      ['AccessChangesQueue', 'OffboardingQueue'].map((id) => ({ 'Fn::GetAtt': [id, 'Arn'] })),
+      ['AccessChangesQueue', 'OffboardingQueue', 'OffboardingSweepsQueue'].map((id) => ({
+        'Fn::GetAtt': [id, 'Arn'],
+      })),
     ],
-    ['sqs:SendMessage', ['AccessChangesDlq', 'OffboardingDlq'].map((id) => ({ 'Fn::GetAtt': [id, 'Arn'] }))],
+    [
+      'sqs:SendMessage',
+      ['AccessChangesDlq', 'OffboardingDlq', 'OffboardingSweepsDlq', 'OffboardingSweepsQueue'].map((id) => ({
+        'Fn::GetAtt': [id, 'Arn'],
+      })),
+    ],
     ['dynamodb:UpdateItem', [{ 'Fn::GetAtt': ['MembershipTable', 'Arn'] }]],
   ])('the function role allows %s only on %j', (action, resources) => {
     // Act
@@ -582,8 +605,8 @@ describe('IAM', () => {
     );
 
     // Assess
-    expect(statements).toHaveLength(1);
-    expect(asList(statements[0]?.Resource)).toEqual(resources);
+    expect(statements.length).toBeGreaterThanOrEqual(1);
+    expect(statements.flatMap((statement) => asList(statement.Resource))).toEqual(resources);
   });
 
   it('grants no secretsmanager, cloudwatch or s3 action in the role itself', () => {
@@ -787,21 +810,24 @@ describe('alarms and table', () => {
         ),
     )?.[1];
 
-  it.each(['accessChanges', 'offboarding'] as const)('alarms on any visible message in the %s DLQ', (key) => {
-    // Prepare
-    const [, queue] = queueByName(queuesConfig.queues[key].name);
-    const dlqId = getAttTarget(redriveOf(queue).deadLetterTargetArn) ?? '';
+  it.each(['accessChanges', 'offboarding', 'offboardingSweeps'] as const)(
+    'alarms on any visible message in the %s DLQ',
+    (key) => {
+      // Prepare
+      const [, queue] = queueByName(queuesConfig.queues[key].name);
+      const dlqId = getAttTarget(redriveOf(queue).deadLetterTargetArn) ?? '';
 
-    // Act
-    const alarm = alarmOn('ApproximateNumberOfMessagesVisible', dlqId);
+      // Act
+      const alarm = alarmOn('ApproximateNumberOfMessagesVisible', dlqId);
 
-    // Assess
-    expect(alarm?.Properties).toMatchObject({
-      Namespace: 'AWS/SQS',
-      Threshold: 0,
-      ComparisonOperator: 'GreaterThanThreshold',
-    });
-  });
+      // Assess
+      expect(alarm?.Properties).toMatchObject({
+        Namespace: 'AWS/SQS',
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+      });
+    },
+  );
 
   it('alarms when an offboarding waits more than 300 s', () => {
     // Prepare
@@ -815,6 +841,43 @@ describe('alarms and table', () => {
       Namespace: 'AWS/SQS',
       Threshold: 300,
       ComparisonOperator: 'GreaterThanThreshold',
+    });
+  });
+
+  it('alarms when a sweep request waits longer than offboardingSweepsMaxAgeSeconds', () => {
+    // Prepare
+    const [queueId] = queueByName(queuesConfig.queues.offboardingSweeps.name);
+
+    // Act
+    const alarm = alarmOn('ApproximateAgeOfOldestMessage', queueId);
+
+    // Assess
+    expect(alarm?.Properties).toMatchObject({
+      Namespace: 'AWS/SQS',
+      Threshold: 900,
+      ComparisonOperator: 'GreaterThanThreshold',
+    });
+  });
+
+  it('lets only the functions (and the producers, who may redrive) send sweep requests', () => {
+    // Prepare
+    const [queueId] = queueByName(queuesConfig.queues.offboardingSweeps.name);
+    const [, policy] =
+      resourcesOf('AWS::SQS::QueuePolicy').find(([, candidate]) =>
+        (candidate.Properties.Queues as { Ref: string }[]).some((queue) => queue.Ref === queueId),
+      ) ?? [];
+
+    // Act
+    const statements = statementsIn(policy?.Properties.PolicyDocument);
+
+    // Assess
+    expect(policy?.Properties.Queues).toHaveLength(1);
+    expect(statements.find((statement) => statement.Effect === 'Allow')?.Principal).toEqual({
+      AWS: { 'Fn::GetAtt': ['IamRoleLambdaExecution', 'Arn'] },
+    });
+    expect(statements.find((statement) => statement.Effect === 'Deny')).toMatchObject({
+      Principal: { AWS: '*' },
+      Action: 'sqs:SendMessage',
     });
   });
 
@@ -844,6 +907,8 @@ describe('alarms and table', () => {
         'AccessChangesDlqUrl',
         'OffboardingQueueUrl',
         'OffboardingDlqUrl',
+        'OffboardingSweepsQueueUrl',
+        'OffboardingSweepsDlqUrl',
         'MembershipTableName',
       ]),
     );
@@ -933,6 +998,8 @@ describe('alarms', () => {
         'offboard-lambda-throttles',
         'offboarding-dlq-not-empty',
         'offboarding-oldest-message-age',
+        'offboarding-sweeps-dlq-not-empty',
+        'offboarding-sweeps-oldest-message-age',
         'policy-reload-failed',
         'reconcile-errors',
         'reconcile-lambda-errors',

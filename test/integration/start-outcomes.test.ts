@@ -95,9 +95,45 @@ describe("npm start's outcome of every event", () => {
     expect(outcomes[6]?.detail).toMatch(/^UNKNOWN_USER: .*mallory.* \[accessChanges DLQ\]$/);
     expect(outcomes[9]?.detail).toMatch(/^INVALID_JSON: /);
     expect(outcomes[0]?.detail).toMatch(/^[1-9]\d* SWR changes?$/);
+    // erin's sweep ran from the sweep queue's poller, after her message was acknowledged.
+    expect(outcomes[4]?.detail).toMatch(/; sweep proven \(\d+ targets checked\)$/);
     expect(outcomeCounts(outcomes)).toBe(
       '2 applied, 1 ignored as stale, 1 duplicate, 1 deferred, 1 superseded by offboarding, 4 dead-lettered',
     );
     expect(await stack.deadLetters()).toEqual([]);
   }, 90_000);
+
+  it('tells an offboarding whose sweep was dead-lettered apart from one applied', () => {
+    // Prepare
+    const { erin, bob } = demoUsers;
+    const bodies = [
+      { id: 'x-1', type: 'user.offboarded', occurredAt: '2026-11-20T10:00:00Z', user: erin },
+      { id: 'x-2', type: 'user.offboarded', occurredAt: '2026-11-20T10:00:00Z', user: bob },
+    ].map((event) => JSON.stringify(event));
+    const { entries } = splitEventsText(bodies.join('\n'));
+    const letters = [
+      {
+        queue: 'offboardingSweeps' as const,
+        messageId: 'm-1',
+        body: JSON.stringify({
+          kind: 'offboarding.sweep',
+          userId: erin.id,
+          offboardedAt: '2026-11-20T10:00:00Z',
+        }),
+        attributes: { errorCode: 'SVCSTG.SWR.4090023', errorMessage: 'system busy' },
+      },
+    ];
+    const lines = [{ level: 'INFO', message: 'offboarding proven', userId: bob.id, checked: 12 }];
+
+    // Act
+    const outcomes = eventOutcomes(entries, lines, letters);
+
+    // Assess
+    expect(outcomes.map((outcome) => outcome.outcome)).toEqual([
+      OutcomeKinds.sweepDeadLettered,
+      OutcomeKinds.applied,
+    ]);
+    expect(outcomes[0]?.detail).toMatch(/sweep: SVCSTG.SWR.4090023: system busy \[offboardingSweeps DLQ\]$/);
+    expect(outcomes[1]?.detail).toMatch(/sweep proven \(12 targets checked\)$/);
+  });
 });

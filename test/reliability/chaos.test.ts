@@ -8,8 +8,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPolicyFile } from '../../lib/core/policy.ts';
 import type { PeopleEvent, Policy } from '../../lib/domain.ts';
-import { type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
+import { type DeadLetterView, type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
 import { createMemoryTelemetry } from '../../lib/observability.ts';
+import { parseSweepRequest } from '../../lib/offboarding/requests.ts';
 import { loadSeed } from '../../lib/sim/index.ts';
 import {
   type ChaosMessage,
@@ -39,6 +40,8 @@ let ledger: DeliveryLedger;
 let sent: Map<string, ChaosMessage>;
 let distinct: number;
 let settlement: Settlement;
+/** Sweeps the offboard function dead-lettered: messages of the service's own, not sent by the test. */
+let sweepLetters: DeadLetterView[];
 let finalPermissions: ReturnType<LocalStack['sim']['permissions']>;
 const telemetry = createMemoryTelemetry();
 
@@ -104,7 +107,12 @@ beforeAll(async () => {
   } finally {
     clearInterval(expiry);
   }
-  settlement = ledger.settle(sent, await stack.deadLetters({ remove: true }));
+  const letters = await stack.deadLetters({ remove: true });
+  sweepLetters = letters.filter((letter) => letter.queue === 'offboardingSweeps');
+  settlement = ledger.settle(
+    sent,
+    letters.filter((letter) => letter.queue !== 'offboardingSweeps'),
+  );
   finalPermissions = stack.sim.permissions();
 }, size.drainMs + 120_000);
 
@@ -146,6 +154,30 @@ describe('chaos through the local stack', () => {
     expect(settlement.strangers).toEqual([]);
     expect(settlement.applied.size + settlement.deadLettered.size).toBe(sent.size);
     for (const id of settlement.applied) expect(settlement.deadLettered.has(id)).toBe(false);
+  });
+
+  it('dead-letters a sweep only for a passing reason, with the reason, for a user who was offboarded', () => {
+    // Prepare: a sweep request is the service's own message, sent once a leaver's known grants
+    // were revoked; under this chaos one may fail on every receive (SQS then moves it, with no
+    // reason, or the last receive dead-letters it with one).
+    const leavers = new Set(
+      [...sent.values()]
+        .flatMap((message) => message.event ?? [])
+        .filter((event) => event.type === 'user.offboarded')
+        .map((event) => event.user.id),
+    );
+
+    // Assess
+    expect(sweepLetters.length).toBeLessThanOrEqual(soak ? 10 : 3);
+    for (const letter of sweepLetters) {
+      const parsed = parseSweepRequest(letter.body);
+      expect(parsed.ok).toBe(true);
+      if (parsed.ok) expect(leavers.has(parsed.request.userId)).toBe(true);
+      if (letter.attributes.errorCode !== undefined)
+        expect(`${letter.attributes.errorCode}`).toMatch(
+          new RegExp(`${transientReason.source}|^SWEEP_IN_PROGRESS`),
+        );
+    }
   });
 
   it('dead-letters every poison message with its error code, and gives each letter a reason', () => {

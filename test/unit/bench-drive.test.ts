@@ -66,13 +66,14 @@ describe('deployedShapes', () => {
     const shapes = deployedShapes();
 
     // Assess
-    for (const name of ['accessChanges', 'offboarding'] as const) {
+    for (const name of ['accessChanges', 'offboarding', 'offboardingSweeps'] as const) {
       const queue = queuesConfig.queues[name];
       expect(shapes[name]).toEqual({
         fifo: queue.fifo,
         batchSize: queue.batchSize,
         instances: queue.maximumConcurrency,
         maxReceiveCount: queue.maxReceiveCount,
+        windowMs: queue.maximumBatchingWindowSeconds * 1000,
       });
     }
   });
@@ -138,9 +139,11 @@ describe('quota split', () => {
     const rates = [20, 200, 3].map((quota) => [quota, perInstanceRate(quota)] as const);
 
     // Assess
+    // The offboard function's two event sources each run up to their maximumConcurrency.
     expect(instances).toBe(
       queuesConfig.queues.accessChanges.maximumConcurrency +
         queuesConfig.queues.offboarding.maximumConcurrency +
+        queuesConfig.queues.offboardingSweeps.maximumConcurrency +
         1,
     );
     for (const [quota, rate] of rates) expect(rate * instances <= quota || rate === 1).toBe(true);

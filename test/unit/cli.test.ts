@@ -76,7 +76,10 @@ describe('swr-access main', () => {
       ['apply', '--events', 'x.json', '--batch-size', '0'],
       /--batch-size needs a whole number from 1 to 1000/,
     ],
-    [['redrive', '--queue', 'elsewhere'], /--queue must be access-changes or offboarding/],
+    [
+      ['redrive', '--queue', 'elsewhere'],
+      /--queue must be access-changes, offboarding or offboarding-sweeps/,
+    ],
     [['redrive', '--queue', 'offboarding', '--max', 'lots'], /--max needs a whole number/],
     [['audit'], /--user or --target is required/],
     [['validate-policy'], /the policy FILE is required/],

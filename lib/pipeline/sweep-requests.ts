@@ -1,0 +1,131 @@
+/**
+ * The `offboarding-sweeps` queue's handler: many leavers' sweeps in one pass, so each target is
+ * read once per delivery whatever the number of leavers (the offboarding messages were settled
+ * once the known grants were revoked and these requests sent):
+ *   parse (each body alone) ─► load (the store: is the user still tombstoned for that
+ *   `offboardedAt`? a rehired or re-offboarded user is skipped, with a log record saying why)
+ *   ─► sweep (`sweepLeavers`, resumable) ─► audit ─► answer SQS (DLQ with reasons)
+ * A user whose sweep did not finish in this delivery keeps their messages unsettled: the progress
+ * kept in the table makes the next delivery continue where this one stopped, and after the
+ * receive limit the DLQ gets the reason. The scheduled reconcile finishes what is left either way.
+ */
+import { isTombstoned } from '../core/desired.ts';
+import type { BatchUser } from '../core/planner.ts';
+import { MetricNames } from '../observability.ts';
+import { parseSweepRequest, type SweepRequest } from '../offboarding/requests.ts';
+import { mapLimit } from '../pool.ts';
+import { asSyncError } from '../read-targets.ts';
+import { answerStage } from './answer.ts';
+import { auditStage } from './audit.ts';
+import { BatchState } from './batch-state.ts';
+import { sweepLeavers } from './sweep.ts';
+import type { BatchReport, PipelineDeps, PipelineRecord, PipelineSettings } from './types.ts';
+
+const defaultAnswerGraceMs = 2_000;
+
+/** Requests of one user, by tombstone (a user offboarded, rehired and offboarded again has two). */
+interface UserRequests {
+  userId: string;
+  byTombstone: Map<string, string[]>;
+}
+
+const parseRequests = (batch: BatchState): UserRequests[] => {
+  const users = new Map<string, UserRequests>();
+  for (const record of batch.records) {
+    const parsed = parseSweepRequest(record.body);
+    if (!parsed.ok) {
+      batch.fail(record.messageId, parsed.error);
+      continue;
+    }
+    const { userId, offboardedAt }: SweepRequest = parsed.request;
+    const entry = users.get(userId) ?? { userId, byTombstone: new Map<string, string[]>() };
+    entry.byTombstone.set(offboardedAt, [...(entry.byTombstone.get(offboardedAt) ?? []), record.messageId]);
+    users.set(userId, entry);
+  }
+  return [...users.values()];
+};
+
+/**
+ * The users to sweep now, as the store has them; a request whose tombstone the store no longer
+ * holds is settled without a sweep (logged), one whose store read failed is retried.
+ */
+const loadLeavers = async (
+  batch: BatchState,
+  requests: readonly UserRequests[],
+  deps: PipelineDeps,
+  settings: PipelineSettings,
+  deadline: number,
+): Promise<BatchUser[]> => {
+  const leavers: BatchUser[] = [];
+  const now = deps.now();
+  await mapLimit(requests, settings.concurrency, async ({ userId, byTombstone }) => {
+    let record: Awaited<ReturnType<PipelineDeps['store']['get']>>;
+    try {
+      record = await deps.store.get(userId, { deadline });
+    } catch (error) {
+      for (const messageIds of byTombstone.values())
+        for (const messageId of messageIds) batch.fail(messageId, asSyncError(error));
+      return;
+    }
+    for (const [offboardedAt, messageIds] of byTombstone) {
+      const why =
+        record === undefined
+          ? 'the store has no record of the user'
+          : record.offboardedAt !== offboardedAt
+            ? `the store holds another tombstone (${record.offboardedAt ?? 'none'}): a later offboarding has its own sweep`
+            : !isTombstoned(record, now)
+              ? 'rehired since: a membership newer than the tombstone counts, nothing is revoked'
+              : undefined;
+      if (why !== undefined || record === undefined) {
+        deps.log.info('offboarding sweep skipped', {
+          userId,
+          offboardedAt,
+          reason: why,
+          messages: messageIds.length,
+        });
+        continue;
+      }
+      leavers.push({
+        userId,
+        userName: record.userName,
+        before: record,
+        after: record,
+        messageIds,
+        eventIds: [],
+        offboardingInBatch: true,
+      });
+    }
+  });
+  return leavers.sort((a, b) => (a.userId < b.userId ? -1 : 1));
+};
+
+/**
+ * Sweeps the batch's leavers in one pass and answers SQS, as `processRecords` does for events.
+ *
+ * @example const report = await processSweepRequests(records, deps, settings, deadline); return report.response;
+ */
+const processSweepRequests = async (
+  records: readonly PipelineRecord[],
+  deps: PipelineDeps,
+  settings: PipelineSettings,
+  deadline: number,
+): Promise<BatchReport> => {
+  const batch = new BatchState(records);
+  deps.metrics.count(MetricNames.messagesIn, records.length);
+  const requests = parseRequests(batch);
+  const leavers = await loadLeavers(batch, requests, deps, settings, deadline);
+  const swept = await sweepLeavers(
+    batch,
+    leavers,
+    { users: leavers, sources: new Map() },
+    undefined,
+    deps,
+    settings,
+    deadline,
+  );
+  const answerBy = deadline + (settings.answerGraceMs ?? defaultAnswerGraceMs);
+  await auditStage(swept.changes, deps, answerBy);
+  return answerStage(batch, new Map(), swept.changes, swept.proofs, deps, settings, answerBy);
+};
+
+export { processSweepRequests };
