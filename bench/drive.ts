@@ -22,6 +22,7 @@ import { processRecords } from '../lib/pipeline.ts';
 import { queueOfEvent } from '../lib/producer.ts';
 import type { QueueName } from '../lib/runtime.ts';
 import type { Simulator } from '../lib/sim/index.ts';
+import { createMemoryLease } from '../lib/store/lease.ts';
 import { createSwrServices, type SwrServices } from '../lib/swr/index.ts';
 import { createCallLedger, type LedgerCounts } from './ledger.ts';
 import type { BenchEvent } from './workload.ts';
@@ -188,6 +189,8 @@ const drivePipeline = async (
   const telemetry = createMemoryTelemetry();
   const ledger = createCallLedger();
   const sweepProgress = options.sweepProgress ?? createMemorySweepProgress();
+  // One lease for every access-changes instance, as the deployed ones share the table's item.
+  const convergeLease = createMemoryLease();
   const records = recordsOf(events);
   const report: DriveReport = {
     ms: 0,
@@ -229,6 +232,7 @@ const drivePipeline = async (
         log: silentLog,
         metrics: telemetry.metrics,
         sweepProgress: tap.sweepProgress,
+        ...(name === 'accessChanges' ? { convergeLease } : {}),
         now: () => new Date(),
       };
       const settings: PipelineSettings = {

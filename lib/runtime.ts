@@ -182,7 +182,7 @@ const createQueueRuntime = (options: BuildOptions): QueueRuntime & { config: App
   const build = async () => {
     const reading = resolveAuth(config);
     // The SWR client and the table's adapters load (chunks) while the policy and credentials are read.
-    const [policy, auth, services, { store, auditStore, sweepProgress }] = await Promise.all([
+    const [policy, auth, services, { store, auditStore, sweepProgress, convergeLease }] = await Promise.all([
       policyLoader.load(),
       reading,
       swrServicesFor(config, reading, metrics),
@@ -205,6 +205,8 @@ const createQueueRuntime = (options: BuildOptions): QueueRuntime & { config: App
       metrics,
       audit: (records, options) => auditStore.write(records, options),
       sweepProgress,
+      // Only access-changes converges under the lease: offboarding must never wait for it.
+      ...(options.queue === 'accessChanges' ? { convergeLease } : {}),
       // A leaver IAM already deleted is still found by the name the audit trail recorded.
       knownIdsByName: (name) => auditStore.userIdsByName(name),
       now: () => new Date(),
