@@ -121,7 +121,7 @@ const convergeUsers = async (
       deadline,
       dryRun: settings.dryRun,
       scope: scopeOf(users, deps),
-      ...(initial === undefined ? {} : { initial }),
+      ...(initial === undefined ? {} : { initial, rereadInitialFailures: false }),
       ...(settings.maxReplans === undefined ? {} : { maxReplans: settings.maxReplans }),
     },
   );

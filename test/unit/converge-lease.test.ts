@@ -5,11 +5,13 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { converge } from '../../lib/converge/converge.ts';
 import { waitForLease } from '../../lib/converge/lease.ts';
 import { refreshUsers } from '../../lib/converge/refresh.ts';
 import { knownTargets, plan } from '../../lib/core/planner.ts';
-import type { LeasePort, UserRecord } from '../../lib/domain.ts';
-import { ErrorCodes, StoreError } from '../../lib/errors.ts';
+import type { LeasePort, Target, TargetAccess, UserRecord } from '../../lib/domain.ts';
+import { targetKey } from '../../lib/domain.ts';
+import { ErrorCodes, StoreError, SyncError } from '../../lib/errors.ts';
 import { createMemoryLease } from '../../lib/store/lease.ts';
 import {
   actualFactory,
@@ -18,6 +20,7 @@ import {
   userId,
   userRecordFactory,
 } from '../support/factories.ts';
+import { FakeSwr } from '../support/fake-swr.ts';
 
 /** A clock that only moves when the code under test sleeps. */
 const fakeTime = (start = Date.now()) => {
@@ -262,4 +265,64 @@ describe('refreshUsers', () => {
     expect(result.users).toEqual([kept]);
     expect(result.unread.get(userId(2))).toMatchObject({ code: ErrorCodes.store, retryable: true });
   });
+});
+
+describe('converge from reads made before the store was re-read', () => {
+  const policy = policyFactory({ teams: { data: { 'data/etl': 'write' }, tools: { tools: 'read' } } });
+
+  /** Counts reads per target; every read of `failing` fails. */
+  class CountingSwr extends FakeSwr {
+    readonly reads = new Map<string, number>();
+
+    constructor(private readonly failing: string) {
+      super();
+    }
+
+    override async getAccess(target: Target): Promise<TargetAccess> {
+      const key = targetKey(target);
+      this.reads.set(key, (this.reads.get(key) ?? 0) + 1);
+      if (key === this.failing)
+        throw new SyncError('read failed', { code: 'SVCSTG.SWR.5000090', retryable: true, target: key });
+      return super.getAccess(target);
+    }
+  }
+
+  it.each([
+    { reread: false, readsOfFailing: 0 },
+    { reread: true, readsOfFailing: 1 },
+  ])(
+    'reads a target whose earlier read failed $readsOfFailing more time(s) when rereadInitialFailures is $reread',
+    async ({ reread, readsOfFailing }) => {
+      // Prepare: the earlier read of data/etl failed; tools was read.
+      const swr = new CountingSwr('data/etl');
+      const user = batchUserFactory({ id: 1, after: { data: true, tools: true } });
+      const initial = {
+        actual: actualFactory({ tools: {} }),
+        readErrors: new Map([
+          ['data/etl', new SyncError('read failed', { code: 'SVCSTG.SWR.5000090', retryable: true })],
+        ]),
+      };
+
+      // Act
+      const result = await converge(
+        [user],
+        { swr, store: { get: async () => user.after }, policy, now: () => new Date() },
+        {
+          concurrency: 2,
+          deadline: Date.now() + 10_000,
+          dryRun: false,
+          initial,
+          rereadInitialFailures: reread,
+        },
+      );
+
+      // Assess: never acted on the failed read; the message is retried either way.
+      expect(swr.reads.get('data/etl') ?? 0).toBe(readsOfFailing);
+      expect(result.plans[0]?.skipped.map(targetKey)).toEqual(['data/etl']);
+      expect(result.failures.get('m-1')).toMatchObject({ retryable: true });
+      expect(swr.calls.filter((call) => call.method === 'grant').map((call) => call.target)).toEqual([
+        'tools',
+      ]);
+    },
+  );
 });
