@@ -78,9 +78,11 @@ const waitForLease = async (
   }
   const waitedMs = now() - startedAt;
   const why =
-    lastError === undefined
-      ? `another instance held the converge lease ${name} for the ${waitedMs} ms this batch could wait`
-      : `the converge lease ${name} could not be acquired in ${waitedMs} ms (${lastError.code}: ${lastError.message})`;
+    attempts === 0
+      ? `too little of the batch's time was left to converge under the lease ${name}`
+      : lastError === undefined
+        ? `another instance held the converge lease ${name} for the ${waitedMs} ms this batch could wait`
+        : `the converge lease ${name} could not be acquired in ${waitedMs} ms (${lastError.code}: ${lastError.message})`;
   return {
     acquired: false,
     waitedMs,

@@ -326,3 +326,24 @@ describe('converge from reads made before the store was re-read', () => {
     },
   );
 });
+
+describe('waitForLease with no time left', () => {
+  it('says so instead of blaming a holder, and never tries', async () => {
+    // Prepare
+    const time = fakeTime();
+    const { port, attemptsAt } = scriptedLease([true], time.now);
+
+    // Act
+    const wait = await waitForLease(port, 'x', 'sync', {
+      deadline: time.now() + 500,
+      expiresAt: time.now() + 3_500,
+      now: time.now,
+      sleep: time.sleep,
+    });
+
+    // Assess
+    expect(attemptsAt).toEqual([]);
+    expect(wait.acquired).toBe(false);
+    if (!wait.acquired) expect(wait.error.message).toMatch(/too little of the batch's time was left/);
+  });
+});
