@@ -329,6 +329,16 @@ interface LeasePort {
   tryAcquire(name: string, owner: string, expiresAt: number, options?: CallOptions): Promise<boolean>;
   /** Frees `name` if `owner` still holds it; false (and nothing changed) when it is another's. */
   release(name: string, owner: string, options?: CallOptions): Promise<boolean>;
+  /**
+   * Adds users recorded by a batch that waits for the lease, so that the holder converges them
+   * with its own (a hint: every batch still converges its own users). Bounded: once the list
+   * holds `maxAnnouncedUsers`, nothing more is added.
+   */
+  announce(name: string, userIds: readonly string[], options?: CallOptions): Promise<void>;
+  /** The users announced and not forgotten yet (a strongly consistent read). */
+  announced(name: string, options?: CallOptions): Promise<string[]>;
+  /** Removes users a holder converged from the announced ones. */
+  forget(name: string, userIds: readonly string[], options?: CallOptions): Promise<void>;
 }
 
 /** The three SWR writes, in the order the planner emits them for one target. */

@@ -70,5 +70,39 @@ const refreshUsers = async (
   return { users: refreshed.filter((user) => user !== undefined), moved, unread };
 };
 
+/**
+ * Users another batch recorded and announced, as planner users from their newest records: no
+ * message of this batch is theirs (their own batch answers for them, and converges them again),
+ * and the facts behind the records are named for the audit trail. A record that cannot be read
+ * is left out: it is only a hint.
+ *
+ * @example const extra = await announcedUsers(ids, store, { concurrency: 8, deadline });
+ */
+const announcedUsers = async (
+  userIds: readonly string[],
+  store: Pick<MembershipStorePort, 'get'>,
+  options: { concurrency: number; deadline: number },
+): Promise<BatchUser[]> => {
+  const found: BatchUser[] = [];
+  await mapLimit(userIds, options.concurrency, async (userId) => {
+    try {
+      const record = await store.get(userId, { deadline: options.deadline });
+      if (record === undefined) return;
+      found.push({
+        userId,
+        userName: record.userName,
+        before: undefined,
+        after: record,
+        messageIds: [],
+        eventIds: [...new Set(Object.values(record.teams).map((fact) => fact.eventId))].sort(),
+        offboardingInBatch: false,
+      });
+    } catch {
+      // Left to the batch that recorded the user.
+    }
+  });
+  return found.sort((a, b) => (a.userId < b.userId ? -1 : 1));
+};
+
 export type { RefreshResult };
-export { refreshUsers };
+export { announcedUsers, refreshUsers };

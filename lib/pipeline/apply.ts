@@ -11,10 +11,10 @@
 import { auditRecordsOf, countCalls } from '../converge/audit.ts';
 import { converge } from '../converge/converge.ts';
 import { waitForLease } from '../converge/lease.ts';
-import { refreshUsers } from '../converge/refresh.ts';
+import { announcedUsers, refreshUsers } from '../converge/refresh.ts';
 import type { CallResult } from '../core/executor.ts';
 import { type BatchUser, knownTargets, touchedTargets } from '../core/planner.ts';
-import type { TargetAccess } from '../domain.ts';
+import type { LeasePort, TargetAccess } from '../domain.ts';
 import { targetKey } from '../domain.ts';
 import { SyncError } from '../errors.ts';
 import { type AuditRecord, type Log, MetricNames } from '../observability.ts';
@@ -141,6 +141,7 @@ const convergeUsers = async (
  * whatever it recorded by then is converged here, once, and not again by it.
  */
 const convergeNewest = async (
+  lease: LeasePort,
   batch: BatchState,
   recorded: RecordedBatch,
   deps: PipelineDeps,
@@ -164,7 +165,51 @@ const convergeNewest = async (
     deps.log.info('records moved while the batch waited for the converge lease; converged to the newest', {
       users: refreshed.moved,
     });
-  return convergeUsers(batch, recorded, refreshed.users, deps, settings, deadline, early);
+  const others = await othersAnnounced(lease, recorded, deps, settings, deadline);
+  const users = [...refreshed.users, ...others];
+  const applied = await convergeUsers(batch, recorded, users, deps, settings, deadline, early);
+  await lease
+    .forget(
+      convergeLeaseName,
+      users.map((user) => user.userId),
+      { deadline },
+    )
+    .catch((error: unknown) =>
+      deps.log.warn('converged users not forgotten on the lease', describeError(error)),
+    );
+  return applied;
+};
+
+const describeError = (error: unknown) => ({
+  reason: error instanceof Error ? error.message : String(error),
+});
+
+/**
+ * The users batches waiting for the lease recorded: converged here with this batch's own, so that
+ * their targets' calls carry them too and their own converge then finds them right.
+ */
+const othersAnnounced = async (
+  lease: LeasePort,
+  recorded: RecordedBatch,
+  deps: PipelineDeps,
+  settings: PipelineSettings,
+  deadline: number,
+): Promise<BatchUser[]> => {
+  let ids: string[];
+  try {
+    ids = await lease.announced(convergeLeaseName, { deadline });
+  } catch (error) {
+    deps.log.warn('users announced on the lease not read; converging this batch alone', describeError(error));
+    return [];
+  }
+  const own = new Set(recorded.users.map((user) => user.userId));
+  const others = await announcedUsers(
+    ids.filter((id) => !own.has(id)),
+    deps.store,
+    { concurrency: settings.concurrency, deadline },
+  );
+  if (others.length > 0) deps.log.info('converging users other batches recorded', { users: others.length });
+  return others;
 };
 
 /**
@@ -181,6 +226,14 @@ const applyStage = async (
   // A dry run writes nothing, so it has nothing to coordinate.
   if (lease === undefined || settings.dryRun || recorded.users.length === 0)
     return convergeUsers(batch, recorded, recorded.users, deps, settings, deadline);
+  // Whoever holds the lease meanwhile converges these users too (best effort).
+  await lease
+    .announce(
+      convergeLeaseName,
+      recorded.users.map((user) => user.userId),
+      { deadline },
+    )
+    .catch((error: unknown) => deps.log.warn('batch users not announced on the lease', describeError(error)));
   const wait = await waitForLease(lease, convergeLeaseName, settings.actor, {
     deadline,
     expiresAt: deadline + leaseMarginMs,
@@ -197,14 +250,14 @@ const applyStage = async (
     return { changes: [], reads: { actual: new Map<string, TargetAccess>(), readErrors: new Map() } };
   }
   try {
-    return await convergeNewest(batch, recorded, deps, settings, deadline);
+    return await convergeNewest(lease, batch, recorded, deps, settings, deadline);
   } finally {
     const releaseBy = deadline + (settings.answerGraceMs ?? defaultAnswerGraceMs);
-    await lease.release(convergeLeaseName, wait.owner, { deadline: releaseBy }).catch((error: unknown) =>
-      deps.log.warn('converge lease not released; it expires on its own', {
-        reason: error instanceof Error ? error.message : String(error),
-      }),
-    );
+    await lease
+      .release(convergeLeaseName, wait.owner, { deadline: releaseBy })
+      .catch((error: unknown) =>
+        deps.log.warn('converge lease not released; it expires on its own', describeError(error)),
+      );
   }
 };
 

@@ -259,13 +259,13 @@ const signallingLease = (lease: LeasePort) => {
   });
   let acquiredAt: number | undefined;
   const port: LeasePort = {
+    ...lease,
     async tryAcquire(name, owner, expiresAt, options) {
       signal();
       const got = await lease.tryAcquire(name, owner, expiresAt, options);
       if (got && acquiredAt === undefined) acquiredAt = Date.now();
       return got;
     },
-    release: (name, owner, options) => lease.release(name, owner, options),
   };
   return { port, firstAttempt, acquiredAt: () => acquiredAt };
 };
@@ -329,6 +329,53 @@ describe('two access-changes instances under the converge lease', () => {
     // Nothing behind the ports: no conflict re-reads and rewrites of the client's own.
     expect(writesIn(sim.requestLog()).sort()).toEqual([...first.writes].sort());
     expect(first.telemetry.timings.get(MetricNames.convergeLeaseWait)?.[0]).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('converge the users the other batch announced: the second holder finds its own users settled', async () => {
+    // Prepare: no user in both batches.
+    const users = [extraUser(7), extraUser(8), extraUser(9)];
+    clearUsers(users);
+    const [eva, fay, gus] = users as [IamUser, IamUser, IamUser];
+    const eventsA = [modelEvent(eva, 1, { type: 'membership.added', team: 'backend' })];
+    const eventsB = [
+      modelEvent(fay, 1, { type: 'membership.added', team: 'backend' }),
+      modelEvent(gus, 1, { type: 'user.teams', teams: ['backend', 'data'] }),
+    ];
+    const store = createMemoryStore();
+    const shared = createMemoryLease();
+    await shared.tryAcquire(convergeLeaseName, 'gate', Date.now() + 60_000);
+    const leaseA = signallingLease(shared);
+    const leaseB = signallingLease(shared);
+    const a = instanceFactory('sync-c', store, leaseA.port);
+    const b = instanceFactory('sync-d', store, leaseB.port);
+    const userOf = (event: ModelEvent) => users.find((u) => u.id === event.userId) as IamUser;
+
+    // Act
+    const runs = Promise.all([
+      runUntilApplied(
+        a,
+        eventsA.map((event) => recordOf(event, userOf(event))),
+      ),
+      runUntilApplied(
+        b,
+        eventsB.map((event) => recordOf(event, userOf(event))),
+      ),
+    ]);
+    await bounded(Promise.all([leaseA.firstAttempt, leaseB.firstAttempt]), 20_000, 'both batches recorded');
+    await shared.release(convergeLeaseName, 'gate');
+    const deliveries = await runs;
+
+    // Assess
+    expect(deliveries).toEqual([1, 1]);
+    const expected = expectedByUser([...eventsA, ...eventsB], users);
+    expect(heldByUser(users)).toEqual(expected);
+    const [first, second] = (leaseA.acquiredAt() ?? 0) <= (leaseB.acquiredAt() ?? 0) ? [a, b] : [b, a];
+    const floor = [...new Set(Object.values(expected).flatMap((held) => Object.keys(held)))]
+      .map((key) => `POST ${key}`)
+      .sort();
+    expect([...first.writes].sort()).toEqual(floor);
+    expect(second.writes).toEqual([]);
+    expect(await shared.announced(convergeLeaseName)).toEqual([]);
   }, 60_000);
 
   it('waits for a holder that crashed only until its lease expires', async () => {

@@ -1,7 +1,7 @@
 /**
  * The converge lease's adapters, DynamoDB (dynalite) and memory, against one contract: one holder
  * at a time, an expired lease is free, only its owner releases it, a deadline already passed is
- * refused. The waiting loop over the DynamoDB adapter never tries past the deadline.
+ * refused; the users announced by waiting batches stay until a holder forgets them. The waiting loop over the DynamoDB adapter never tries past the deadline.
  */
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +15,7 @@ import {
   createMemoryLease,
   leasePartitionKey,
   leaseSortKey,
+  maxAnnouncedUsers,
 } from '../../lib/store/lease.ts';
 
 const tableName = 'lease-contract';
@@ -107,6 +108,45 @@ describe.each(adapters)('%s lease', (_kind, make) => {
     expect(await lease.tryAcquire(name, 'd', clock.now() + 60_000)).toBe(false);
   });
 
+  it('keeps the users waiting batches announce, through acquisitions, until a holder forgets them', async () => {
+    // Prepare
+    const clock = clockAt(4_000_000);
+    const lease = make(clock.now);
+    const name = freshName();
+    await lease.tryAcquire(name, 'a', clock.now() + 60_000);
+
+    // Act
+    await lease.announce(name, ['u2', 'u1']);
+    await lease.announce(name, ['u3', 'u2']);
+    await lease.announce(name, []);
+    await lease.release(name, 'a');
+    await lease.tryAcquire(name, 'b', clock.now() + 60_000);
+    const seen = await lease.announced(name);
+    await lease.forget(name, ['u1', 'u2', 'u9']);
+    const left = await lease.announced(name);
+
+    // Assess
+    expect(seen).toEqual(['u1', 'u2', 'u3']);
+    expect(left).toEqual(['u3']);
+    expect(await lease.announced(freshName())).toEqual([]);
+  });
+
+  it('stops adding announced users at the cap', async () => {
+    // Prepare
+    const lease = make(Date.now);
+    const name = freshName();
+    const many = Array.from({ length: maxAnnouncedUsers }, (_, i) => `user-${String(i).padStart(5, '0')}`);
+    await lease.announce(name, many);
+
+    // Act
+    await lease.announce(name, ['one-too-many']);
+
+    // Assess
+    const announced = await lease.announced(name);
+    expect(announced).toHaveLength(maxAnnouncedUsers);
+    expect(announced).not.toContain('one-too-many');
+  });
+
   it('refuses to start an attempt once the deadline has passed', async () => {
     // Prepare
     const lease = make(Date.now);
@@ -180,11 +220,11 @@ describe('waitForLease over DynamoDB', () => {
     await lease.tryAcquire(name, 'other', Date.now() + 60_000);
     const attemptsAt: number[] = [];
     const counting: LeasePort = {
+      ...lease,
       tryAcquire: (...args) => {
         attemptsAt.push(Date.now());
         return lease.tryAcquire(...args);
       },
-      release: (...args) => lease.release(...args),
     };
     const deadline = Date.now() + 1_500;
 

@@ -40,6 +40,7 @@ const fakeTime = (start = Date.now()) => {
 const scriptedLease = (answers: ReadonlyArray<boolean | Error>, at: () => number) => {
   const attemptsAt: number[] = [];
   const port: LeasePort = {
+    ...createMemoryLease(),
     async tryAcquire() {
       attemptsAt.push(at());
       const answer = answers[Math.min(attemptsAt.length - 1, answers.length - 1)];
