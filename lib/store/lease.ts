@@ -3,9 +3,10 @@
  * with its owner and expiry, beside the users' items (every scan of users filters on
  * `sk = STATE`, so a lease is never read as a user).
  *
- * - acquire: a conditional update that succeeds when no item exists, the item has expired, or it
- *   is already this owner's (an SDK retry of a write that did land must not lock its own writer
- *   out); an update, not a put, so that the users announced on the item stay;
+ * - acquire: a conditional update that succeeds when no one holds it (no item, or an item only
+ *   announcements created), the lease has expired, or it is already this owner's (an SDK retry of
+ *   a write that did land must not lock its own writer out); an update, not a put, so that the
+ *   users announced on the item stay;
  * - release: a conditional update, on the owner, that expires the lease now. An update rather
  *   than a delete: the functions' role needs no `dynamodb:DeleteItem` on the table that holds
  *   every user's record, and the item left behind is a few bytes.
@@ -62,7 +63,8 @@ const createDynamoLease = (options: {
               TableName: tableName,
               Key: key(name),
               UpdateExpression: 'SET #owner = :owner, expiresAt = :expiresAt, acquiredAt = :at',
-              ConditionExpression: 'attribute_not_exists(pk) OR expiresAt <= :now OR #owner = :owner',
+              // Not `attribute_not_exists(pk)`: an announcement may have created the item, with no holder.
+              ConditionExpression: 'attribute_not_exists(expiresAt) OR expiresAt <= :now OR #owner = :owner',
               ExpressionAttributeNames: { '#owner': 'owner' },
               ExpressionAttributeValues: {
                 ':owner': owner,

@@ -131,6 +131,23 @@ describe.each(adapters)('%s lease', (_kind, make) => {
     expect(await lease.announced(freshName())).toEqual([]);
   });
 
+  it('can be acquired after users were announced on a lease nobody held yet', async () => {
+    // Prepare: the first batch of a fresh table announces before anyone ever acquired.
+    const clock = clockAt(5_000_000);
+    const lease = make(clock.now);
+    const name = freshName();
+    await lease.announce(name, ['u1']);
+
+    // Act
+    const acquired = await lease.tryAcquire(name, 'a', clock.now() + 5_000);
+    const contended = await lease.tryAcquire(name, 'b', clock.now() + 5_000);
+
+    // Assess
+    expect(acquired).toBe(true);
+    expect(contended).toBe(false);
+    expect(await lease.announced(name)).toEqual(['u1']);
+  });
+
   it('stops adding announced users at the cap', async () => {
     // Prepare
     const lease = make(Date.now);
