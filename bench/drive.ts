@@ -30,6 +30,7 @@ import { processRecords, processSweepRequests } from '../lib/pipeline.ts';
 import { queueOfEvent } from '../lib/producer.ts';
 import type { QueueName } from '../lib/runtime.ts';
 import type { Simulator } from '../lib/sim/index.ts';
+import { createMemoryLease } from '../lib/store/lease.ts';
 import { createSwrServices, type SwrServices } from '../lib/swr/index.ts';
 import { createCallLedger, type LedgerCounts } from './ledger.ts';
 import type { BenchEvent } from './workload.ts';
@@ -223,6 +224,8 @@ const drivePipeline = async (
   const telemetry = createMemoryTelemetry();
   const ledger = createCallLedger();
   const sweepProgress = options.sweepProgress ?? createMemorySweepProgress();
+  // One lease for every access-changes instance, as the deployed ones share the table's item.
+  const convergeLease = createMemoryLease();
   const records = recordsOf(events);
   const report: DriveReport = {
     ms: 0,
@@ -313,6 +316,7 @@ const drivePipeline = async (
         sweepProgress: tap.sweepProgress,
         // As deployed: the queue functions request sweeps on the sweep queue.
         sweepRequests,
+        ...(name === 'accessChanges' ? { convergeLease } : {}),
         now: () => new Date(),
       };
       const settings: PipelineSettings = {

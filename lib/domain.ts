@@ -315,6 +315,32 @@ interface MembershipStorePort {
   list(options?: CallOptions): AsyncIterable<UserRecord>;
 }
 
+/**
+ * A named lease that one holder at a time may hold (DynamoDB in production, memory in tests and
+ * the bench): until it releases it, or until `expiresAt` passes, so that a holder that crashed
+ * frees it on its own. Times are epoch ms on the caller's clock.
+ */
+interface LeasePort {
+  /**
+   * One attempt, no waiting: true when `owner` holds `name` until `expiresAt` (the lease was free,
+   * had expired, or is already this owner's), false while another owner's lease runs. Throws a
+   * retryable `StoreError` when the store cannot be reached.
+   */
+  tryAcquire(name: string, owner: string, expiresAt: number, options?: CallOptions): Promise<boolean>;
+  /** Frees `name` if `owner` still holds it; false (and nothing changed) when it is another's. */
+  release(name: string, owner: string, options?: CallOptions): Promise<boolean>;
+  /**
+   * Adds users recorded by a batch that waits for the lease, so that the holder converges them
+   * with its own (a hint: every batch still converges its own users). Bounded: once the list
+   * holds `maxAnnouncedUsers`, nothing more is added.
+   */
+  announce(name: string, userIds: readonly string[], options?: CallOptions): Promise<void>;
+  /** The users announced and not forgotten yet (a strongly consistent read). */
+  announced(name: string, options?: CallOptions): Promise<string[]>;
+  /** Removes users a holder converged from the announced ones. */
+  forget(name: string, userIds: readonly string[], options?: CallOptions): Promise<void>;
+}
+
 /** The three SWR writes, in the order the planner emits them for one target. */
 const PlanActions = { grant: 'grant', change: 'change', revoke: 'revoke' } as const;
 
@@ -412,6 +438,7 @@ export type {
   IamNameSource,
   IamUser,
   IdentityMapping,
+  LeasePort,
   MembershipStorePort,
   PeopleEvent,
   PeopleEventOf,

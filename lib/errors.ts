@@ -31,6 +31,8 @@ const ErrorCodes = {
   notEffective: 'WRITE_NOT_EFFECTIVE',
   /** An offboarding whose sweep of the managed namespaces is not finished yet (progress is kept). */
   sweepInProgress: 'SWEEP_IN_PROGRESS',
+  /** Another instance held the converge lease until this batch's deadline: its facts are recorded, it is converged on a later delivery. */
+  leaseBusy: 'CONVERGE_LEASE_BUSY',
 } as const;
 
 type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -121,6 +123,18 @@ class StoreError extends SyncError {
   }
 }
 
+/**
+ * The converge lease (one access-changes instance converges at a time) could not be had before
+ * the batch's deadline. Always retryable: the batch's facts are recorded, and whoever converges
+ * next (this message's next delivery, or the holder's next batch of the same users) applies them.
+ */
+class LeaseBusyError extends SyncError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, { ...options, code: ErrorCodes.leaseBusy, retryable: true });
+    this.name = 'LeaseBusyError';
+  }
+}
+
 /** True for errors that retrying may cure; unknown errors count as retryable (lose nothing). */
 const isRetryable = (error: unknown): boolean => (error instanceof SyncError ? error.retryable : true);
 
@@ -131,6 +145,7 @@ export {
   EventParseError,
   InvalidNameError,
   isRetryable,
+  LeaseBusyError,
   StoreError,
   SyncError,
   UnknownUserError,

@@ -33,6 +33,8 @@ const MetricNames = {
   /** An SWR request waited for the instance's own rate limit (SWR_MAX_RPS). */
   rateLimitWaits: 'RateLimitWaits',
   replans: 'Replans',
+  /** How long an access-changes batch waited for the converge lease (ms; 0 when it was free). */
+  convergeLeaseWait: 'ConvergeLeaseWait',
   staleEvents: 'StaleEventsIgnored',
   deferredEvents: 'EventsDeferred',
   unknownTeams: 'UnknownTeams',

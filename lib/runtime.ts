@@ -279,7 +279,7 @@ const createQueueRuntime = (options: BuildOptions): QueueRuntime & { config: App
   const build = async () => {
     const reading = resolveAuth(config);
     // The SWR client and the table's adapters load (chunks) while the policy and credentials are read.
-    const [policy, auth, services, { store, auditStore, sweepProgress }] = await Promise.all([
+    const [policy, auth, services, { store, auditStore, sweepProgress, convergeLease }] = await Promise.all([
       policyLoader.load(),
       reading,
       swrServicesFor(config, reading, metrics),
@@ -303,6 +303,8 @@ const createQueueRuntime = (options: BuildOptions): QueueRuntime & { config: App
       audit: (records, options) => auditStore.write(records, options),
       sweepProgress,
       ...(sweepRequests === undefined ? {} : { sweepRequests }),
+      // Only access-changes converges under the lease: offboarding must never wait for it.
+      ...(options.queue === 'accessChanges' ? { convergeLease } : {}),
       // A leaver IAM already deleted is still found by the name the audit trail recorded.
       knownIdsByName: (name) => auditStore.userIdsByName(name),
       now: () => new Date(),

@@ -1,6 +1,6 @@
 /**
- * The membership table's adapters on one DynamoDB client: user state, the audit trail and
- * offboarding-sweep progress. The runtimes import this module with `import()` when their first
+ * The membership table's adapters on one DynamoDB client: user state, the audit trail,
+ * offboarding-sweep progress and the converge lease. The runtimes import this module with `import()` when their first
  * invocation builds its dependencies, beside the policy, the credentials and the SWR client, so the
  * DynamoDB client is a chunk of its own that a cold start does not parse before the handler exists.
  */
@@ -9,6 +9,7 @@ import { createDynamoAuditStore } from './audit/index.ts';
 import { awsClientConfig } from './aws.ts';
 import type { Log } from './observability.ts';
 import { createDynamoStore } from './store/index.ts';
+import { createDynamoLease } from './store/lease.ts';
 import { createDynamoSweepProgress } from './store/sweep-progress.ts';
 
 interface TableAdapterOptions {
@@ -31,6 +32,8 @@ const createTableAdapters = (options: TableAdapterOptions) => {
     // Applied changes are kept in the same table (AUDIT# items), beside the log records.
     auditStore: createDynamoAuditStore({ client, tableName }),
     sweepProgress: createDynamoSweepProgress({ client, tableName }),
+    // The access-changes instances converge one at a time (lib/pipeline/apply.ts).
+    convergeLease: createDynamoLease({ client, tableName }),
   };
 };
 

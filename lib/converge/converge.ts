@@ -40,6 +40,12 @@ interface ConvergeOptions {
   scope?: ReadonlySet<string>;
   /** Reads already made (reconcile reads every target before listing the store). */
   initial?: TargetReads;
+  /**
+   * Read again, before the first plan, the targets whose `initial` read failed (default true).
+   * False: the client already retried them in this invocation, so the planner skips them and
+   * blocks their messages at once (SQS delivers those again) instead of reading them twice.
+   */
+  rereadInitialFailures?: boolean;
   /** Sees the first plan before anything is written; `false` applies nothing (mass-revoke guard). */
   approve?: (first: Plan) => boolean;
 }
@@ -87,9 +93,12 @@ const readMissing = async (
   deps: ConvergeDeps,
   options: ConvergeOptions,
   reads: TargetReads,
+  first: boolean,
 ): Promise<void> => {
+  const keepFailed = first && options.rereadInitialFailures === false;
   const missing = touchedTargets(round, deps.policy).filter((target) => {
     const key = targetKey(target);
+    if (keepFailed && options.initial?.readErrors.has(key) === true) return false;
     return (options.scope === undefined || options.scope.has(key)) && !reads.actual.has(key);
   });
   const fresh = await readTargets(missing, deps.swr, options.concurrency, options.deadline);
@@ -189,7 +198,7 @@ const runRound = async (
   options: ConvergeOptions,
   result: ConvergeResult,
 ): Promise<RoundEnd> => {
-  await readMissing(round, deps, options, result.reads);
+  await readMissing(round, deps, options, result.reads, first);
   const planned = plan({
     users: round,
     policy: deps.policy,

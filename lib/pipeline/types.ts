@@ -5,6 +5,7 @@ import type { KnownIdsByName } from '../core/events.ts';
 import type { DeadLetterSender } from '../dlq.ts';
 import type {
   CallOptions,
+  LeasePort,
   MembershipStorePort,
   Policy,
   SwrPermissionsPort,
@@ -45,6 +46,12 @@ interface PipelineDeps {
    * tests): the pipeline sweeps inline, in the same batch.
    */
   sweepRequests?: SweepRequestPort;
+  /**
+   * Held while a batch converges (stage 4), so that concurrent instances of one queue function
+   * converge one after another, each from the newest records. Absent: no lease (the offboarding
+   * queue, which must never wait for one; the CLI; reconcile does not use this pipeline).
+   */
+  convergeLease?: LeasePort;
   /** Leavers IAM no longer knows, by name: the users the audit trail recorded under it. */
   knownIdsByName?: KnownIdsByName;
   now: () => Date;
