@@ -21,6 +21,7 @@
 import queuesConfig from '../config/queues.json' with { type: 'json' };
 import { type AppConfig, readConfig } from '../lib/config.ts';
 import type { MembershipStorePort, Policy } from '../lib/domain.ts';
+import { functionEnvironment } from '../lib/local/function-environment.ts';
 import { simulatorEnv } from '../lib/local/sim-services.ts';
 import { createMemoryTelemetry, MetricNames, silentLog } from '../lib/observability.ts';
 import { createMemorySweepProgress, type SweepProgressPort } from '../lib/offboarding/progress.ts';
@@ -301,7 +302,10 @@ const drivePipeline = async (
     const upstreamDone = () => name !== 'offboardingSweeps' || feeding.size === 0;
     let inFlight = 0;
     const instance = async (): Promise<void> => {
-      const config = configFor(sim, envOf(name));
+      const config = configFor(sim, {
+        ...functionEnvironment(queuesConfig.queues[name].function),
+        ...envOf(name),
+      });
       const services = servicesOf(config, telemetry.metrics);
       closers.push(() => services.close());
       const tap = ledger.tap(services.swr, sweepProgress);

@@ -7,6 +7,7 @@
  * and the instances themselves (child processes instead of in-process runtimes).
  */
 import queuesConfig from '../config/queues.json' with { type: 'json' };
+import { functionEnvironment } from '../lib/local/function-environment.ts';
 import {
   type InvocationReport,
   type Poller,
@@ -99,7 +100,7 @@ const startFunctions = (
           createQueueRuntime({
             functionName: refs.functionName,
             queue,
-            env: { ...stack.env, ...setup.env },
+            env: { ...stack.env, ...functionEnvironment(refs.functionName), ...setup.env },
             log: setup.log ?? silentLog,
             metrics: telemetry[queue].metrics,
             clients: { sqs: stack.sqs.client, dynamo: stack.dynamo.client },

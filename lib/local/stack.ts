@@ -17,6 +17,7 @@ import { type FaultConfig, type Simulator, type SimulatorSeed, startSimulator } 
 import { createSqsHandler } from '../sqs-handler.ts';
 import { ensureTable } from '../store/index.ts';
 import { type LocalDynamo, startLocalDynamo } from './dynamo.ts';
+import { functionEnvironment } from './function-environment.ts';
 import { type InvocationReport, type Poller, startPoller } from './poller.ts';
 import { sendEvents, waitForDrain } from './producer.ts';
 import { simulatorEnv } from './sim-services.ts';
@@ -118,7 +119,8 @@ const startLocalStack = async (options: LocalStackOptions = {}): Promise<LocalSt
           createQueueRuntime({
             functionName,
             queue,
-            env,
+            // As deployed: the function's own settings, then the caller's overrides.
+            env: { ...env, ...functionEnvironment(functionName), ...options.env },
             log,
             metrics,
             clients: { sqs: sqs.client, dynamo: dynamo.client },

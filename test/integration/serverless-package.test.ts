@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { zipEntries } from '../../bench/bundles.ts';
 import { parsePolicyText } from '../../lib/core/policy.ts';
 import { parsePolicy } from '../../lib/core/policy-yaml.ts';
+import { functionEnvironment } from '../../lib/local/function-environment.ts';
 import { MetricNames, type MetricsSink } from '../../lib/observability.ts';
 import { createReconcileRuntime } from '../../lib/reconcile/runtime.ts';
 import { createQueueRuntime } from '../../lib/runtime.ts';
@@ -673,6 +674,22 @@ describe('IAM', () => {
     expect(chosen['Fn::If']?.[1]).toBe(deployParams.policyS3Uri);
     expect(String(chosen['Fn::If']?.[1]).split(separator)[index]).toBe('acme-policies/swr/policy.yaml');
   });
+
+  it.each(functionNames)(
+    '%s gets the environment config/queues.json gives it, as the local stack does',
+    (name) => {
+      // Prepare: what the local stack and the benchmarks add for this function
+      const own = functionEnvironment(name);
+
+      // Act
+      const variables = (functionResource(name)[1].Properties.Environment as { Variables: Props }).Variables;
+
+      // Assess
+      expect(variables).toMatchObject(own);
+      if (name === 'offboard') expect(Number(own.SWR_MAX_RPS)).toBeGreaterThan(20);
+      else expect(variables.SWR_MAX_RPS).toBeUndefined();
+    },
+  );
 
   it('gives the functions POLICY_S3_URI and POLICY_RELOAD_SECONDS', () => {
     // Act
