@@ -51,9 +51,15 @@ class Authenticator {
     return { token, ...issued };
   }
 
-  /** Invalidates every issued token (the seed's static token stays valid). */
-  expireAll(): void {
-    this.#tokens.clear();
+  /**
+   * Invalidates every issued token at least `minAgeMs` old (the seed's static token stays valid).
+   * IAM never kills a token in the instant it issues it; an age lets a test expire tokens under
+   * the handlers' feet without also refusing the fresh token a client just fetched.
+   */
+  expireAll(minAgeMs = 0): void {
+    const now = this.#now();
+    for (const [token, issued] of this.#tokens)
+      if (now - issued.issuedAt >= minAgeMs) this.#tokens.delete(token);
   }
 
   /** The calling user's id, or the failure to answer. */

@@ -59,7 +59,8 @@ interface Simulator {
   iamUrl: string;
   readonly seed: SimulatorSeed;
   setFaults(faults: Partial<FaultConfig>): void;
-  expireTokens(): void;
+  /** Invalidates issued tokens at least `minAgeMs` old (default: all of them). */
+  expireTokens(minAgeMs?: number): void;
   requestCounts(): Record<string, number>;
   requestLog(): RequestLogEntry[];
   resetCounts(): void;
@@ -329,7 +330,7 @@ const startSimulator = async (options: SimulatorOptions = {}): Promise<Simulator
     iamUrl,
     seed,
     setFaults: (f) => faults.set(f),
-    expireTokens: () => auth.expireAll(),
+    expireTokens: (minAgeMs) => auth.expireAll(minAgeMs),
     requestCounts: () => Object.fromEntries(counts),
     requestLog: () => log.toArray(),
     resetCounts: () => {

@@ -359,6 +359,26 @@ describe('IAM tokens', () => {
     expect(fixed.status).toBe(200);
   });
 
+  it('expireTokens(minAgeMs) spares the tokens issued less than minAgeMs ago', async () => {
+    // Prepare
+    const sim = await start();
+    const old = await issueToken(sim);
+    clock += 2_000;
+    const fresh = await issueToken(sim);
+    clock += 500;
+
+    // Act
+    sim.expireTokens(2_000);
+    const oldAnswer = await call(repoUrl(sim, 'core', 'api/server'), { headers: { 'x-auth-token': old } });
+    const freshAnswer = await call(repoUrl(sim, 'core', 'api/server'), {
+      headers: { 'x-auth-token': fresh },
+    });
+
+    // Assess
+    expect(oldAnswer.status).toBe(401);
+    expect(freshAnswer.status).toBe(200);
+  });
+
   it.each([
     ['no token', {}],
     ['an unknown token', { 'x-auth-token': 'MIInot-a-token' }],
