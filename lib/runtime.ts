@@ -11,6 +11,7 @@ import type { SQSClient } from '@aws-sdk/client-sqs';
 import queuesConfig from '../config/queues.json' with { type: 'json' };
 import { awsClientConfig, callAws } from './aws.ts';
 import { type AppConfig, type AuthConfig, authFromSecret, readConfig } from './config.ts';
+import type { PolicyLoader } from './core/policy.ts';
 import type { DeadLetterSender } from './dlq.ts';
 import type { CallOptions } from './domain.ts';
 import { ConfigError, ErrorCodes, SyncError } from './errors.ts';
@@ -141,6 +142,35 @@ const swrServicesFor = async (
   );
 };
 
+/**
+ * What every function's first invocation builds, side by side: the policy, the credentials, the
+ * SWR services (their chunk loads meanwhile) and the table's adapters (a chunk too).
+ *
+ * @example const { policy, auth, services, adapters } = await loadFunctionParts(config, policyLoader, metrics, log);
+ */
+const loadFunctionParts = async (
+  config: AppConfig,
+  policyLoader: PolicyLoader,
+  metrics: MetricsSink,
+  log: Log,
+  dynamo?: DynamoDBClient,
+) => {
+  const reading = resolveAuth(config);
+  const [policy, auth, services, adapters] = await Promise.all([
+    policyLoader.load(),
+    reading,
+    swrServicesFor(config, reading, metrics),
+    import('./table-adapters.ts').then(({ createTableAdapters }) =>
+      createTableAdapters({
+        tableName: config.tableName as string,
+        requestTimeoutMs: config.requestTimeoutMs,
+        log,
+        client: dynamo,
+      }),
+    ),
+  ]);
+  return { policy, auth, services, adapters };
+};
 /**
  * Runs `build` once and shares its promise; a failed build (a secret not readable yet) is not
  * kept, so the next invocation tries again instead of failing until the instance is recycled.
@@ -277,21 +307,14 @@ const createQueueRuntime = (options: BuildOptions): QueueRuntime & { config: App
         });
 
   const build = async () => {
-    const reading = resolveAuth(config);
-    // The SWR client and the table's adapters load (chunks) while the policy and credentials are read.
-    const [policy, auth, services, { store, auditStore, sweepProgress, convergeLease }] = await Promise.all([
-      policyLoader.load(),
-      reading,
-      swrServicesFor(config, reading, metrics),
-      import('./table-adapters.ts').then(({ createTableAdapters }) =>
-        createTableAdapters({
-          tableName: config.tableName as string,
-          requestTimeoutMs: config.requestTimeoutMs,
-          log,
-          client: options.clients?.dynamo,
-        }),
-      ),
-    ]);
+    const { policy, auth, services, adapters } = await loadFunctionParts(
+      config,
+      policyLoader,
+      metrics,
+      log,
+      options.clients?.dynamo,
+    );
+    const { store, auditStore, sweepProgress, convergeLease } = adapters;
     const deps: PipelineDeps = {
       swr: services.swr,
       directory: services.users,
@@ -353,6 +376,7 @@ export {
   createQueueRuntime,
   deadLetterSenderOnDemand,
   defaultPolicyFile,
+  loadFunctionParts,
   memoizeRetryable,
   queueOfSource,
   queuesOf,

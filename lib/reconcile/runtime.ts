@@ -14,7 +14,7 @@ import {
   type MetricsSink,
 } from '../observability.ts';
 import { createPolicyLoader, withPolicy } from '../policy-source/index.ts';
-import { defaultPolicyFile, memoizeRetryable, resolveAuth, swrServicesFor } from '../runtime.ts';
+import { defaultPolicyFile, loadFunctionParts, memoizeRetryable } from '../runtime.ts';
 import type { ReconcileDeps, ReconcileOptions } from './reconcile.ts';
 
 /** Everything but the deadline, which each invocation takes from its context. */
@@ -58,21 +58,14 @@ const createReconcileRuntime = (
   });
 
   const build = async () => {
-    const reading = resolveAuth(config);
-    // The SWR client and the table's adapters load (chunks) while the policy and credentials are read.
-    const [policy, auth, services, { store, auditStore, sweepProgress }] = await Promise.all([
-      policyLoader.load(),
-      reading,
-      swrServicesFor(config, reading, metrics),
-      import('../table-adapters.ts').then(({ createTableAdapters }) =>
-        createTableAdapters({
-          tableName: config.tableName as string,
-          requestTimeoutMs: config.requestTimeoutMs,
-          log,
-          client: options.clients?.dynamo,
-        }),
-      ),
-    ]);
+    const { policy, auth, services, adapters } = await loadFunctionParts(
+      config,
+      policyLoader,
+      metrics,
+      log,
+      options.clients?.dynamo,
+    );
+    const { store, auditStore, sweepProgress } = adapters;
     const deps: ReconcileDeps = {
       swr: services.swr,
       store,
