@@ -3,8 +3,13 @@
  * read once per delivery whatever the number of leavers (the offboarding messages were settled
  * once the known grants were revoked and these requests sent):
  *   parse (each body alone) ─► load (the store: is the user still tombstoned for that
- *   `offboardedAt`? a rehired or re-offboarded user is skipped, with a log record saying why)
+ *   `offboardedAt`? a re-offboarded user is skipped, with a log record saying why; a rehired
+ *   user is converged on their known targets from the newest record instead, as stage 4 does)
  *   ─► sweep (`sweepLeavers`, resumable) ─► audit ─► answer SQS (DLQ with reasons)
+ * Why a rehired user is converged, not skipped: a sweep that saw the rehire while it ran planned
+ * the user again from the newer record (grants included); if that round did not settle, the
+ * retried request is the only message left to finish it, and skipping it left whatever that
+ * round wrote (a grant of a team the user left again since).
  * A user whose sweep did not finish in this delivery keeps their messages unsettled: the progress
  * kept in the table makes the next delivery continue where this one stopped, and after the
  * receive limit the DLQ gets the reason. The scheduled reconcile finishes what is left either way.
@@ -16,6 +21,7 @@ import { parseSweepRequest, type SweepRequest } from '../offboarding/requests.ts
 import { mapLimit } from '../pool.ts';
 import { asSyncError } from '../read-targets.ts';
 import { answerStage } from './answer.ts';
+import { applyStage } from './apply.ts';
 import { auditStage } from './audit.ts';
 import { BatchState } from './batch-state.ts';
 import { sweepLeavers } from './sweep.ts';
@@ -55,8 +61,9 @@ const loadLeavers = async (
   deps: PipelineDeps,
   settings: PipelineSettings,
   deadline: number,
-): Promise<BatchUser[]> => {
+): Promise<{ leavers: BatchUser[]; rehired: BatchUser[] }> => {
   const leavers: BatchUser[] = [];
+  const rehired: BatchUser[] = [];
   const now = deps.now();
   await mapLimit(requests, settings.concurrency, async ({ userId, byTombstone }) => {
     let record: Awaited<ReturnType<PipelineDeps['store']['get']>>;
@@ -76,7 +83,29 @@ const loadLeavers = async (
             : !isTombstoned(record, now)
               ? 'rehired since: a membership newer than the tombstone counts, nothing is revoked'
               : undefined;
-      if (why !== undefined || record === undefined) {
+      const user: BatchUser | undefined =
+        record === undefined
+          ? undefined
+          : {
+              userId,
+              userName: record.userName,
+              before: record,
+              after: record,
+              messageIds: [...messageIds],
+              eventIds: [],
+              offboardingInBatch: record.offboardedAt === offboardedAt,
+            };
+      if (user !== undefined && !isTombstoned(user.after, now)) {
+        deps.log.info('offboarding sweep replaced by a converge: the user was rehired', {
+          userId,
+          offboardedAt,
+        });
+        const known = rehired.find((entry) => entry.userId === userId);
+        if (known === undefined) rehired.push(user);
+        else known.messageIds.push(...messageIds);
+        continue;
+      }
+      if (why !== undefined || user === undefined) {
         deps.log.info('offboarding sweep skipped', {
           userId,
           offboardedAt,
@@ -85,18 +114,11 @@ const loadLeavers = async (
         });
         continue;
       }
-      leavers.push({
-        userId,
-        userName: record.userName,
-        before: record,
-        after: record,
-        messageIds,
-        eventIds: [],
-        offboardingInBatch: true,
-      });
+      leavers.push(user);
     }
   });
-  return leavers.sort((a, b) => (a.userId < b.userId ? -1 : 1));
+  const byId = (a: BatchUser, b: BatchUser) => (a.userId < b.userId ? -1 : 1);
+  return { leavers: leavers.sort(byId), rehired: rehired.sort(byId) };
 };
 
 /**
@@ -113,7 +135,11 @@ const processSweepRequests = async (
   const batch = new BatchState(records);
   deps.metrics.count(MetricNames.messagesIn, records.length);
   const requests = parseRequests(batch);
-  const leavers = await loadLeavers(batch, requests, deps, settings, deadline);
+  const { leavers, rehired } = await loadLeavers(batch, requests, deps, settings, deadline);
+  const converged =
+    rehired.length === 0
+      ? []
+      : (await applyStage(batch, { users: rehired, sources: new Map() }, deps, settings, deadline)).changes;
   const swept = await sweepLeavers(
     batch,
     leavers,
@@ -124,8 +150,9 @@ const processSweepRequests = async (
     deadline,
   );
   const answerBy = deadline + (settings.answerGraceMs ?? defaultAnswerGraceMs);
-  await auditStage(swept.changes, deps, answerBy);
-  return answerStage(batch, new Map(), swept.changes, swept.proofs, deps, settings, answerBy);
+  const changes = [...converged, ...swept.changes];
+  await auditStage(changes, deps, answerBy);
+  return answerStage(batch, new Map(), changes, swept.proofs, deps, settings, answerBy);
 };
 
 export { processSweepRequests };

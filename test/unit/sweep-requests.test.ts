@@ -256,7 +256,7 @@ describe('offboarding with a sweep queue', () => {
     expect(report.proofs.map((proof) => proof.userId).sort()).toEqual(users.map(userId).sort());
   });
 
-  it('skips the sweep of a user rehired before it ran, and revokes none of the new grants', async () => {
+  it('converges a user rehired before the sweep ran from the newest record, and revokes none of the new grants', async () => {
     // Prepare
     const { swr, run, sweep, telemetry } = setup();
     await run([joined(1, 'platform', '2026-11-20T10:00:00Z')]);
@@ -270,13 +270,17 @@ describe('offboarding with a sweep queue', () => {
     // Act
     const report = await sweep(requestRecords(queue.sent));
 
-    // Assess: settled (nothing to do for that tombstone), nothing revoked, the reason logged
+    // Assess: settled, no sweep (the hand-made grant outside the user's teams stays), no write
+    // (the user's known targets were found right); the reason logged
     expect(granted).toEqual(expect.arrayContaining(['core/api/worker', handMade]));
     expect(report.response.batchItemFailures).toEqual([]);
     expect(swr.calls).toEqual([]);
     expect(swr.holds('core/api/worker', 1)).toBe(true);
-    const skipped = telemetry.lines.find((line) => line.message === 'offboarding sweep skipped');
-    expect(String(skipped?.reason)).toMatch(/rehired/);
+    expect(swr.holds(handMade, 1)).toBe(true);
+    const converged = telemetry.lines.find(
+      (line) => line.message === 'offboarding sweep replaced by a converge: the user was rehired',
+    );
+    expect(converged?.userId).toBe(userId(1));
   });
 
   it('keeps an unfinished sweep unsettled, and dead-letters it with the reason on the last receive', async () => {
