@@ -21,6 +21,7 @@
  * instance idle after the warm-up; the kernel's maxRSS of each is kept too.
  */
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
 import { seededRandom } from '../../lib/random.ts';
@@ -49,6 +50,13 @@ interface OffboardingPart {
   provenMs: number[];
   /** Offboarded users whose sweep was not proven by the end (must be 0). */
   unproven: number;
+  /** How long each offboarding's send took (the producer's SendMessageBatch), ms. */
+  sendMs: number[];
+  /**
+   * Event-loop delay of this process (simulator, emulators, pollers, offboard instances) during
+   * the measured phase, ms: how long a ready callback waited for the CPU.
+   */
+  loopDelayMs: { p50: number; p99: number; max: number };
   /** Batches of the sweep queue (sizes): how many leavers shared a pass. */
   sweepBatches: number[];
   /** SWR requests and rate-limit waits of the offboarding queue's instances (known grants). */
@@ -157,6 +165,8 @@ const runOffboardingPart = async (
     const idleInstances = await Promise.all(instances.map((instance) => instance.memory()));
     for (const instance of instances) instance.resetPeak();
     const sampler = rssSampler(50);
+    const loop = monitorEventLoopDelay({ resolution: 10 });
+    loop.enable();
     const startedAt = performance.now();
     const floodEvents = withFlood
       ? joinFlood(world, {
@@ -173,9 +183,12 @@ const runOffboardingPart = async (
     // Let the flood get ahead first: the offboardings should meet a busy stack.
     if (withFlood) await delay(1000);
     const enqueuedAt = new Map<string, number>();
+    const sendMs: number[] = [];
     for (const [index, user] of victims.entries()) {
       enqueuedAt.set(user.id, Date.now());
+      const sending = performance.now();
       await stack.send([offboardingOf(user, `offboard-${options.seed}-${index}`, new Date())]);
+      sendMs.push(performance.now() - sending);
       await delay(options.sizes.offboardIntervalMs);
     }
     await flooding;
@@ -190,6 +203,12 @@ const runOffboardingPart = async (
     });
     const ms = performance.now() - startedAt;
     const stackPeak = sampler.stop();
+    loop.disable();
+    const loopDelayMs = {
+      p50: loop.percentile(50) / 1e6,
+      p99: loop.percentile(99) / 1e6,
+      max: loop.max / 1e6,
+    };
     const busyInstances = await Promise.all(instances.map((instance) => instance.memory()));
     const latenciesMs = victims.flatMap((user) => {
       const done = lastRevoke.get(user.id);
@@ -208,6 +227,8 @@ const runOffboardingPart = async (
       latenciesMs,
       provenMs,
       unproven: victims.length - provenMs.length,
+      sendMs,
+      loopDelayMs,
       sweepBatches: functions.batches('offboardingSweeps'),
       knownGrantCalls: {
         requests: functions.counters('offboarding').ApiCalls ?? 0,
@@ -254,7 +275,7 @@ const combineOffboarding = (baseline: OffboardingPart, flood: OffboardingPart): 
     ours: during[key],
     baseline: quiet[key],
     baselineLabel: label,
-    note: `${flood.flood} joins flooding access-changes${key === 'p99' ? `; target < 1 s, flood/no flood ≤ 1.1; ${flood.leftovers + baseline.leftovers} offboarded user(s) still holding something; the known grants only (the sweep: next row); offboarding instances: ${flood.knownGrantCalls.requests} SWR requests in ${flood.knownGrantCalls.batches} batches, ${flood.knownGrantCalls.rateLimitWaits} rate-limit waits (no flood ${baseline.knownGrantCalls.requests}, ${baseline.knownGrantCalls.batches}, ${baseline.knownGrantCalls.rateLimitWaits})` : ''}`,
+    note: `${flood.flood} joins flooding access-changes${key === 'p99' ? `; target < 1 s, flood/no flood ≤ 1.1; ${flood.leftovers + baseline.leftovers} offboarded user(s) still holding something; the known grants only (the sweep: next row); offboarding instances: ${flood.knownGrantCalls.requests} SWR requests in ${flood.knownGrantCalls.batches} batches, ${flood.knownGrantCalls.rateLimitWaits} rate-limit waits (no flood ${baseline.knownGrantCalls.requests}, ${baseline.knownGrantCalls.batches}, ${baseline.knownGrantCalls.rateLimitWaits}); the offboardings' own send p99 ${Math.round(summarize(flood.sendMs).p99)} ms (no flood ${Math.round(summarize(baseline.sendMs).p99)}); event-loop delay of the process holding the simulator, emulators and offboard instances p99 ${Math.round(flood.loopDelayMs.p99)} ms, max ${Math.round(flood.loopDelayMs.max)} (no flood ${Math.round(baseline.loopDelayMs.p99)}, ${Math.round(baseline.loopDelayMs.max)})` : ''}`,
   });
   return {
     rows: [
