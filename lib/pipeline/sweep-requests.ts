@@ -51,6 +51,28 @@ const parseRequests = (batch: BatchState): UserRequests[] => {
   return [...users.values()];
 };
 
+type Verdict = { kind: 'sweep' } | { kind: 'converge' } | { kind: 'skip'; reason: string };
+
+/**
+ * What a request for the tombstone `offboardedAt` needs, given the user's record now: a sweep
+ * (still that tombstone), a converge on the known targets (rehired since: a sweep that saw the
+ * rehire mid-run may have planned grants it did not settle), or nothing.
+ */
+const verdictOf = (
+  record: Awaited<ReturnType<PipelineDeps['store']['get']>>,
+  offboardedAt: string,
+  now: Date,
+): Verdict => {
+  if (record === undefined) return { kind: 'skip', reason: 'the store has no record of the user' };
+  if (!isTombstoned(record, now)) return { kind: 'converge' };
+  if (record.offboardedAt !== offboardedAt)
+    return {
+      kind: 'skip',
+      reason: `the store holds another tombstone (${record.offboardedAt}): a later offboarding has its own sweep`,
+    };
+  return { kind: 'sweep' };
+};
+
 /**
  * The users to sweep now, as the store has them; a request whose tombstone the store no longer
  * holds is settled without a sweep (logged), one whose store read failed is retried.
@@ -75,46 +97,38 @@ const loadLeavers = async (
       return;
     }
     for (const [offboardedAt, messageIds] of byTombstone) {
-      const why =
-        record === undefined
-          ? 'the store has no record of the user'
-          : record.offboardedAt !== offboardedAt
-            ? `the store holds another tombstone (${record.offboardedAt ?? 'none'}): a later offboarding has its own sweep`
-            : !isTombstoned(record, now)
-              ? 'rehired since: a membership newer than the tombstone counts, nothing is revoked'
-              : undefined;
-      const user: BatchUser | undefined =
-        record === undefined
-          ? undefined
-          : {
-              userId,
-              userName: record.userName,
-              before: record,
-              after: record,
-              messageIds: [...messageIds],
-              eventIds: [],
-              offboardingInBatch: record.offboardedAt === offboardedAt,
-            };
-      if (user !== undefined && !isTombstoned(user.after, now)) {
-        deps.log.info('offboarding sweep replaced by a converge: the user was rehired', {
-          userId,
-          offboardedAt,
-        });
-        const known = rehired.find((entry) => entry.userId === userId);
-        if (known === undefined) rehired.push(user);
-        else known.messageIds.push(...messageIds);
-        continue;
-      }
-      if (why !== undefined || user === undefined) {
+      const verdict = verdictOf(record, offboardedAt, now);
+      if (verdict.kind === 'skip' || record === undefined) {
         deps.log.info('offboarding sweep skipped', {
           userId,
           offboardedAt,
-          reason: why,
+          reason: verdict.kind === 'skip' ? verdict.reason : undefined,
           messages: messageIds.length,
         });
         continue;
       }
-      leavers.push(user);
+      const known = [...leavers, ...rehired].find((entry) => entry.userId === userId);
+      if (known !== undefined) {
+        known.messageIds.push(...messageIds);
+        continue;
+      }
+      const user: BatchUser = {
+        userId,
+        userName: record.userName,
+        before: record,
+        after: record,
+        messageIds: [...messageIds],
+        eventIds: [],
+        offboardingInBatch: verdict.kind === 'sweep',
+      };
+      if (verdict.kind === 'sweep') leavers.push(user);
+      else {
+        deps.log.info('offboarding sweep replaced by a converge: the user was rehired', {
+          userId,
+          offboardedAt,
+        });
+        rehired.push(user);
+      }
     }
   });
   const byId = (a: BatchUser, b: BatchUser) => (a.userId < b.userId ? -1 : 1);
