@@ -56,7 +56,8 @@ type EsbuildSettings = Record<string, unknown>;
 
 interface ServerlessYml {
   custom?: { esbuild?: EsbuildSettings };
-  provider?: { environment?: Record<string, unknown> };
+  provider?: { environment?: Record<string, unknown>; memorySize?: unknown };
+  functions?: Record<string, { memorySize?: unknown } | undefined>;
 }
 
 const serverlessYml = (serviceDir = root): ServerlessYml =>
@@ -70,6 +71,24 @@ const serverlessEsbuildSettings = (serviceDir = root): EsbuildSettings =>
 const deployedNodeOptions = (serviceDir = root): string => {
   const value = serverlessYml(serviceDir).provider?.environment?.NODE_OPTIONS;
   return typeof value === 'string' ? value : '';
+};
+
+/** The Serverless Framework's memorySize when neither the function nor the provider sets one. */
+const frameworkDefaultMemorySizeMb = 1024;
+
+/**
+ * The memory (MB) a function is deployed with: its own memorySize, else the provider's, else the
+ * framework's default. A value that is not a positive integer is an error naming the function.
+ */
+const deployedMemorySizeMb = (functionName: string, serviceDir = root): number => {
+  const yml = serverlessYml(serviceDir);
+  const value = yml.functions?.[functionName]?.memorySize ?? yml.provider?.memorySize;
+  if (value === undefined) return frameworkDefaultMemorySizeMb;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0)
+    throw new Error(
+      `serverless.yml: memorySize of ${functionName} must be a positive integer, got ${String(value)}`,
+    );
+  return value;
 };
 
 /** The options serverless.yml hands serverless-esbuild, as esbuild takes them (its plugins loaded). */
@@ -192,6 +211,7 @@ export type { Bundle, ZipEntry };
 export {
   bundleFromZip,
   bundleWithEsbuild,
+  deployedMemorySizeMb,
   deployedNodeOptions,
   esbuildOptionsOfServerlessYml,
   root,

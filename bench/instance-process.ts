@@ -2,11 +2,14 @@
  * Starts one function instance in a child process and gives the poller a handler that invokes it
  * over IPC, with the remaining time of the poller's context; reads the child's resident memory
  * (current, sampled peak, the kernel's maxRSS). The child runs instance-host.ts bundled by esbuild
- * with the options serverless.yml gives serverless-esbuild, under plain `node`: what Lambda loads,
- * without a TypeScript loader in memory.
+ * with the options serverless.yml gives serverless-esbuild: what Lambda loads, without a
+ * TypeScript loader in memory. By default `node` gets the flags the Lambda runtime gives it for the
+ * function's memorySize (lambda-node.ts: V8 sized as on Lambda) and NODE_OPTIONS as deployed; a
+ * benchmark may instead run it as a plain process of this machine, and lower its CPU priority.
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SQSBatchResponse } from 'aws-lambda';
@@ -15,6 +18,8 @@ import { parse } from 'yaml';
 import type { SqsBatchHandler } from '../lib/local/poller.ts';
 import type { LocalStack } from '../lib/local/stack.ts';
 import type { QueueName } from '../lib/runtime.ts';
+import { deployedMemorySizeMb, deployedNodeOptions } from './bundles.ts';
+import { lambdaNodeArgs } from './lambda-node.ts';
 
 const hostScript = fileURLToPath(new URL('./instance-host.ts', import.meta.url));
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -73,26 +78,59 @@ type Outgoing =
   | { kind: 'answer'; id: number; answer?: SQSBatchResponse; error?: string }
   | ({ kind: 'memory' } & InstanceMemory);
 
+interface InstanceProcessOptions {
+  /** Added to the stack's environment for this instance (e.g. `SWR_MAX_RPS`). */
+  env?: Record<string, string>;
+  /**
+   * `lambda` (default): node with the Lambda runtime's flags for the function's memorySize and
+   * NODE_OPTIONS as deployed. `plain`: node as this machine would run it (V8 sized for its memory).
+   */
+  runtime?: 'lambda' | 'plain';
+  /** A nice value for the process (e.g. `constants.priority.PRIORITY_LOW`); default: the parent's. */
+  cpuPriority?: number;
+}
+
 /**
- * @example const instance = await startInstanceProcess(script, stack, 'accessChanges', { SWR_MAX_RPS: '20' });
+ * @example const instance = await startInstanceProcess(script, stack, 'accessChanges', { env: { SWR_MAX_RPS: '20' } });
  */
 const startInstanceProcess = async (
   script: string,
   stack: LocalStack,
   queue: QueueName,
-  env: Record<string, string> = {},
+  options: InstanceProcessOptions = {},
 ): Promise<InstanceProcess> => {
+  const functionName = stack.sqs.queues[queue].functionName;
   const setup = {
-    functionName: stack.sqs.queues[queue].functionName,
+    functionName,
     queue,
-    env: { ...stack.env, ...env },
+    env: { ...stack.env, ...options.env },
     sqsEndpoint: stack.sqs.endpoint,
     dynamoEndpoint: stack.dynamo.endpoint,
   };
+  const asLambda = (options.runtime ?? 'lambda') === 'lambda';
+  const memorySizeMb = deployedMemorySizeMb(functionName);
   const child: ChildProcess = fork(script, [JSON.stringify(setup)], {
-    execArgv: [],
+    execArgv: asLambda ? lambdaNodeArgs(memorySizeMb) : [],
+    env: asLambda
+      ? {
+          ...process.env,
+          NODE_OPTIONS: deployedNodeOptions(),
+          AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(memorySizeMb),
+        }
+      : { ...process.env, NODE_OPTIONS: '' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
+  // Before the child does any work, so that a priority that cannot be set fails the start.
+  if (options.cpuPriority !== undefined && child.pid !== undefined) {
+    try {
+      setPriority(child.pid, options.cpuPriority);
+    } catch (error) {
+      child.kill('SIGKILL');
+      throw new Error(`cannot set the CPU priority of the ${functionName} instance process`, {
+        cause: error,
+      });
+    }
+  }
   const pending = new Map<
     number,
     { resolve: (answer: SQSBatchResponse) => void; reject: (e: Error) => void }
@@ -159,5 +197,5 @@ const startInstanceProcess = async (
   };
 };
 
-export type { InstanceMemory, InstanceProcess };
+export type { InstanceMemory, InstanceProcess, InstanceProcessOptions };
 export { bundleInstanceHost, startInstanceProcess };

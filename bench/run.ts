@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { type BenchOptions, BenchUsageError, parseBenchArgs, type ScenarioName } from './args.ts';
 import { describeMachine, machineInfo } from './machine.ts';
 import type { ScenarioResult } from './scenarios/common.ts';
-import { combineOffboarding, type OffboardingPart } from './scenarios/offboarding.ts';
+import { combineOffboarding, type OffboardingPart, partNames } from './scenarios/offboarding.ts';
 import { type ResultRow, renderMarkdown, renderText } from './table.ts';
 
 const childScript = fileURLToPath(new URL('./child.ts', import.meta.url));
@@ -57,9 +57,11 @@ const runScenario = async (
   workDir: string,
 ): Promise<ScenarioResult> => {
   if (scenario !== 'offboarding') return runChild(scenario, optionsFile, workDir);
-  const baseline = await runChild(scenario, optionsFile, workDir, 'baseline');
-  const flood = await runChild(scenario, optionsFile, workDir, 'flood');
-  return combineOffboarding(baseline.details.part as OffboardingPart, flood.details.part as OffboardingPart);
+  const parts: OffboardingPart[] = [];
+  for (const part of partNames)
+    parts.push((await runChild(scenario, optionsFile, workDir, part)).details.part as OffboardingPart);
+  const [baseline, flood, shared] = parts as [OffboardingPart, OffboardingPart, OffboardingPart];
+  return combineOffboarding(baseline, flood, shared);
 };
 
 const markdownOf = (header: string, rows: readonly ResultRow[], failures: readonly string[]): string =>

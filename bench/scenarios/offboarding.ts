@@ -4,7 +4,16 @@
  * (part `baseline`); each part runs in its own process. Both functions run as deployed (each
  * queue's batch size, window and instances from config/queues.json, the default per-instance rate
  * limit), and each access-changes instance runs in a child process of its own
- * (`bench/instance-process.ts`), as a Lambda instance would: its memory is measured alone.
+ * (`bench/instance-process.ts`), as a Lambda instance would: its memory is measured alone, with
+ * the V8 heap the Lambda runtime gives its 512 MB function (`bench/lambda-node.ts`).
+ *
+ * What the flood may share with an offboarding is what it shares on AWS: the queues' service,
+ * the table, the SWR API (the emulators and the simulator here), never a CPU: Lambda gives every
+ * instance a CPU share of its own. On a machine of two cores the flood's two busy instances would
+ * take the CPU the emulators and the offboard instances need, so in both parts they run at the
+ * lowest CPU priority: they get all the CPU nobody else wants. Part `flood-shared` runs the same
+ * flood with them as plain processes of this machine (same priority as the rest, V8 sized for its
+ * memory), so the table also shows what a single shared machine would give.
  *
  * Latency = from just before the offboarding's SendMessageBatch to the LAST revoke of that user's
  * known grants, taken from the audit records ("access changed", after = none) of the offboard
@@ -20,18 +29,22 @@
  * itself while the flood is processed (the peak of the busier one), against the RSS of the same
  * instance idle after the warm-up; the kernel's maxRSS of each is kept too.
  */
+import { constants } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
+import queuesConfig from '../../config/queues.json' with { type: 'json' };
 import { type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
 import { seededRandom } from '../../lib/random.ts';
 import { parseSeed } from '../../lib/sim/index.ts';
 import { type BenchOptions, BenchUsageError } from '../args.ts';
+import { deployedMemorySizeMb } from '../bundles.ts';
 import { eventSourceOf, startFunctions } from '../functions.ts';
 import {
   bundleInstanceHost,
   type InstanceMemory,
   type InstanceProcess,
+  type InstanceProcessOptions,
   startInstanceProcess,
 } from '../instance-process.ts';
 import { summarize } from '../stats.ts';
@@ -41,8 +54,17 @@ import { filteringLog, prepareWorld, progress, type ScenarioResult } from './com
 
 const drainTimeoutMs = 20 * 60 * 1000;
 
+const partNames = ['baseline', 'flood', 'flood-shared'] as const;
+type PartName = (typeof partNames)[number];
+
+/** How a part runs the access-changes instances (see the module comment). */
+const instanceOptionsOf = (part: PartName): InstanceProcessOptions =>
+  part === 'flood-shared'
+    ? { runtime: 'plain' }
+    : { runtime: 'lambda', cpuPriority: constants.priority.PRIORITY_LOW };
+
 interface OffboardingPart {
-  part: 'baseline' | 'flood';
+  part: PartName;
   offboardings: number;
   flood: number;
   latenciesMs: number[];
@@ -116,11 +138,8 @@ const heldBy = (stack: LocalStack, userIds: ReadonlySet<string>): number => {
  *
  * @example const part = await runOffboardingPart(options, 'flood');
  */
-const runOffboardingPart = async (
-  options: BenchOptions,
-  part: 'baseline' | 'flood',
-): Promise<OffboardingPart> => {
-  const withFlood = part === 'flood';
+const runOffboardingPart = async (options: BenchOptions, part: PartName): Promise<OffboardingPart> => {
+  const withFlood = part !== 'baseline';
   const prepared = prepareWorld(options, withFlood);
   const { world, policyFile } = prepared;
   const victims = victimsOf(world.users, world.initialTeams, options.sizes.offboardings, options.seed + 3);
@@ -152,7 +171,7 @@ const runOffboardingPart = async (
   try {
     const script = await bundleInstanceHost(join(prepared.dir, 'instance'));
     for (let i = 0; i < eventSourceOf('accessChanges').maximumConcurrency; i += 1)
-      instances.push(await startInstanceProcess(script, stack, 'accessChanges'));
+      instances.push(await startInstanceProcess(script, stack, 'accessChanges', instanceOptionsOf(part)));
     functions = startFunctions(stack, {
       accessChanges: { handlers: instances.map((instance) => instance.handler) },
       offboarding: { log },
@@ -252,22 +271,39 @@ const runOffboardingPart = async (
 
 const mib = (bytes: number): number => bytes / 2 ** 20;
 
+/** The busier access-changes instance of a part (highest peak RSS), with its idle figures. */
+const busiestInstanceOf = (part: OffboardingPart): { busy: InstanceMemory; idle: InstanceMemory } => {
+  const index = part.busyInstances.reduce(
+    (best, memory, at) => (memory.peakRss > (part.busyInstances[best]?.peakRss ?? 0) ? at : best),
+    0,
+  );
+  return {
+    busy: part.busyInstances[index] as InstanceMemory,
+    idle: part.idleInstances[index] as InstanceMemory,
+  };
+};
+
+/** What the offboard instances did in a part and how busy the stack's process was: for a note. */
+const partDiagnostics = (part: OffboardingPart): string =>
+  `${part.knownGrantCalls.requests} SWR requests in ${part.knownGrantCalls.batches} batches, ${part.knownGrantCalls.rateLimitWaits} rate-limit waits; send p99 ${Math.round(summarize(part.sendMs).p99)} ms; event-loop delay of the stack's process p99 ${Math.round(part.loopDelayMs.p99)} ms, max ${Math.round(part.loopDelayMs.max)}`;
+
 /**
- * Combines the two parts into rows: latency percentiles (flood vs no flood) and memory (peak during
- * the flood vs the idle stack).
+ * Combines the parts into rows: latency percentiles (flood vs no flood), the same flood on a shared
+ * CPU, the sweep, and memory (peak during the flood vs the idle instance), as Lambda sizes it and
+ * as a plain process.
  */
-const combineOffboarding = (baseline: OffboardingPart, flood: OffboardingPart): ScenarioResult => {
+const combineOffboarding = (
+  baseline: OffboardingPart,
+  flood: OffboardingPart,
+  shared: OffboardingPart,
+): ScenarioResult => {
   const during = summarize(flood.latenciesMs);
   const quiet = summarize(baseline.latenciesMs);
+  const onShared = summarize(shared.latenciesMs);
   const sweptDuring = summarize(flood.provenMs);
   const sweptQuiet = summarize(baseline.provenMs);
   const label = `same ${baseline.offboardings} offboardings, no flood`;
-  const busiestIndex = flood.busyInstances.reduce(
-    (best, memory, index) => (memory.peakRss > (flood.busyInstances[best]?.peakRss ?? 0) ? index : best),
-    0,
-  );
-  const busiest = flood.busyInstances[busiestIndex] as InstanceMemory;
-  const busiestIdle = flood.idleInstances[busiestIndex] as InstanceMemory;
+  const leftovers = flood.leftovers + baseline.leftovers + shared.leftovers;
   const latencyRow = (metric: string, key: 'p50' | 'p95' | 'p99'): ResultRow => ({
     section: 'offboarding',
     metric,
@@ -275,8 +311,20 @@ const combineOffboarding = (baseline: OffboardingPart, flood: OffboardingPart): 
     ours: during[key],
     baseline: quiet[key],
     baselineLabel: label,
-    note: `${flood.flood} joins flooding access-changes${key === 'p99' ? `; target < 1 s, flood/no flood ≤ 1.1; ${flood.leftovers + baseline.leftovers} offboarded user(s) still holding something; the known grants only (the sweep: next row); offboarding instances: ${flood.knownGrantCalls.requests} SWR requests in ${flood.knownGrantCalls.batches} batches, ${flood.knownGrantCalls.rateLimitWaits} rate-limit waits (no flood ${baseline.knownGrantCalls.requests}, ${baseline.knownGrantCalls.batches}, ${baseline.knownGrantCalls.rateLimitWaits}); the offboardings' own send p99 ${Math.round(summarize(flood.sendMs).p99)} ms (no flood ${Math.round(summarize(baseline.sendMs).p99)}); event-loop delay of the process holding the simulator, emulators and offboard instances p99 ${Math.round(flood.loopDelayMs.p99)} ms, max ${Math.round(flood.loopDelayMs.max)} (no flood ${Math.round(baseline.loopDelayMs.p99)}, ${Math.round(baseline.loopDelayMs.max)})` : ''}`,
+    note: `${flood.flood} joins flooding access-changes (its instances at the lowest CPU priority: no CPU is shared on Lambda)${key === 'p99' ? `; target < 1 s, flood/no flood ≤ 1.1; ${leftovers} offboarded user(s) still holding something; the known grants only (the sweep: below); offboarding instances with the flood: ${partDiagnostics(flood)}; without: ${partDiagnostics(baseline)}` : ''}`,
   });
+  const memoryRow = (part: OffboardingPart, how: string, target: string): ResultRow => {
+    const { busy, idle } = busiestInstanceOf(part);
+    return {
+      section: 'memory',
+      metric: `peak RSS of one access-changes instance while processing ${part.flood} joins, ${how}`,
+      unit: 'MiB',
+      ours: mib(busy.peakRss),
+      baseline: mib(idle.rss),
+      baselineLabel: 'RSS of the same instance idle after the warm-up',
+      note: `${target}; an instance per child process; its maxRSS ${mib(busy.maxRss).toFixed(0)} MiB, V8 heap used at the peak ${mib(busy.atPeak.heapUsed).toFixed(0)} MiB of ${mib(busy.atPeak.heapTotal).toFixed(0)} MiB; the rest of the stack in one process peaked at ${mib(part.stackPeakRssBytes).toFixed(0)} MiB`,
+    };
+  };
   return {
     rows: [
       latencyRow('enqueue → last revoke p50', 'p50'),
@@ -284,22 +332,32 @@ const combineOffboarding = (baseline: OffboardingPart, flood: OffboardingPart): 
       latencyRow('enqueue → last revoke p99', 'p99'),
       {
         section: 'offboarding',
+        metric: 'enqueue → last revoke p99, flood sharing the CPU',
+        unit: 'ms',
+        ours: onShared.p99,
+        baseline: quiet.p99,
+        baselineLabel: label,
+        note: `the same flood with its instances as plain processes of this machine, at the same CPU priority as the emulators and the offboard instances: what one machine of few cores gives, not Lambda; p50 ${Math.round(onShared.p50)} ms; offboarding instances: ${partDiagnostics(shared)}`,
+      },
+      {
+        section: 'offboarding',
         metric: 'enqueue → sweep proven p99',
         unit: 'ms',
         ours: sweptDuring.p99,
         baseline: sweptQuiet.p99,
         baselineLabel: label,
-        note: `every other target (policy and managed namespaces) checked, from the sweep queue (batches ≤ ${eventSourceOf('offboardingSweeps').batchSize}, ${eventSourceOf('offboardingSweeps').maximumBatchingWindowSeconds} s window); p50 ${Math.round(sweptDuring.p50)} ms (no flood ${Math.round(sweptQuiet.p50)}); sweep batches ${flood.sweepBatches.length} (no flood ${baseline.sweepBatches.length}); ${flood.unproven + baseline.unproven} offboarding(s) not proven by the end`,
+        note: `every other target (policy and managed namespaces) checked, from the sweep queue (batches ≤ ${eventSourceOf('offboardingSweeps').batchSize}, ${eventSourceOf('offboardingSweeps').maximumBatchingWindowSeconds} s window); p50 ${Math.round(sweptDuring.p50)} ms (no flood ${Math.round(sweptQuiet.p50)}); sweep batches ${flood.sweepBatches.length} (no flood ${baseline.sweepBatches.length}); ${flood.unproven + baseline.unproven + shared.unproven} offboarding(s) not proven by the end`,
       },
-      {
-        section: 'memory',
-        metric: `peak RSS of one access-changes instance while processing ${flood.flood} joins`,
-        unit: 'MiB',
-        ours: mib(busiest.peakRss),
-        baseline: mib(busiestIdle.rss),
-        baselineLabel: 'RSS of the same instance idle after the warm-up',
-        note: `target < 256 MiB; an instance per child process; its maxRSS ${mib(busiest.maxRss).toFixed(0)} MiB, V8 heap used at the peak ${mib(busiest.atPeak.heapUsed).toFixed(0)} MiB; the rest of the stack in one process peaked at ${mib(flood.stackPeakRssBytes).toFixed(0)} MiB`,
-      },
+      memoryRow(
+        flood,
+        `node as Lambda runs it (${deployedMemorySizeMb(queuesConfig.queues.accessChanges.function)} MB)`,
+        'target < 256 MiB',
+      ),
+      memoryRow(
+        shared,
+        'as a plain process of this machine',
+        'V8 sizing its heap for this machine (for comparison: the target is for the row above)',
+      ),
     ],
     details: {
       latencyDefinition:
@@ -308,6 +366,7 @@ const combineOffboarding = (baseline: OffboardingPart, flood: OffboardingPart): 
         'enqueue (just before SendMessageBatch of the offboarding) → provenAt of the "offboarding proven" record of the sweep queue',
       flood: { ...flood, summary: during },
       baseline: { ...baseline, summary: quiet },
+      floodShared: { ...shared, summary: onShared },
     },
   };
 };
@@ -316,10 +375,11 @@ const combineOffboarding = (baseline: OffboardingPart, flood: OffboardingPart): 
  * @example await runOffboardingScenario(options, 'flood') // details.part holds one part
  */
 const runOffboardingScenario = async (options: BenchOptions, part?: string): Promise<ScenarioResult> => {
-  if (part !== 'baseline' && part !== 'flood')
-    throw new BenchUsageError(`offboarding needs a part: baseline or flood, got ${part}`);
-  return { rows: [], details: { part: await runOffboardingPart(options, part) } };
+  const name = partNames.find((candidate) => candidate === part);
+  if (name === undefined)
+    throw new BenchUsageError(`offboarding needs a part: ${partNames.join(', ')}; got ${part}`);
+  return { rows: [], details: { part: await runOffboardingPart(options, name) } };
 };
 
-export type { OffboardingPart };
-export { combineOffboarding, runOffboardingScenario };
+export type { OffboardingPart, PartName };
+export { combineOffboarding, partNames, runOffboardingScenario };
