@@ -283,6 +283,40 @@ describe('offboarding with a sweep queue', () => {
     expect(converged?.userId).toBe(userId(1));
   });
 
+  it('revokes, on a retried request, a grant a rehired user kept after leaving that team again', async () => {
+    // Prepare: offboarded, rehired into platform and security, then out of security again; the
+    // stale grant of an earlier sweep round that saw the rehire (and did not settle) is at SWR
+    const { swr, run, sweep } = setup();
+    await run([joined(1, 'platform', '2026-11-20T10:00:00Z')]);
+    const queue = memorySweepQueue();
+    await run([offboarded(1)], { sweepRequests: queue.port });
+    await run(
+      [joined(1, 'platform', '2026-11-21T08:45:00Z'), joined(1, 'security', '2026-11-21T08:46:00Z')],
+      { sweepRequests: queue.port },
+    );
+    await run(
+      [
+        eventRecord('leave-1-security', {
+          type: 'membership.removed',
+          id: 'ev-leave-1-security',
+          occurredAt: '2026-11-21T08:50:00Z',
+          user: { id: userId(1), name: 'user1' },
+          team: 'security',
+        }),
+      ],
+      { sweepRequests: queue.port },
+    );
+    swr.hold('core/api/worker', 1, 1);
+
+    // Act: the request delivered again
+    const report = await sweep(requestRecords(queue.sent, 2));
+
+    // Assess: settled, and the user holds what the newest record gives, nothing else
+    expect(report.response.batchItemFailures).toEqual([]);
+    expect(swr.holds('core/api/worker', 1)).toBe(false);
+    expect(swr.holds('core/api/server', 1)).toBe(true);
+  });
+
   it('keeps an unfinished sweep unsettled, and dead-letters it with the reason on the last receive', async () => {
     // Prepare
     const { swr, run, sweep, dlq } = setup();
