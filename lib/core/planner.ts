@@ -39,6 +39,14 @@ interface BatchUser {
   eventIds: string[];
   /** A `user.offboarded` event took effect in the batch: every policy target is checked. */
   offboardingInBatch: boolean;
+  /**
+   * Check every policy target for this user: a message of theirs is delivered again, or a
+   * rehired user is converged in place of their sweep. An earlier attempt may have written on a
+   * target the record no longer names (a grant planned before an offboarding or a snapshot, in a
+   * round that did not settle: compaction then dropped that team's marker, and a rehire ends the
+   * tombstone that made every target checked).
+   */
+  checkEveryTarget?: boolean;
   /** The type of each event of `eventIds`, for the reason of a change. */
   eventTypes?: Readonly<Record<string, PeopleEventType>>;
   /** Teams whose membership ended by expiry in this batch or run (team → `expiresAt`). */
@@ -88,6 +96,9 @@ const mergeUsers = (users: readonly BatchUser[]): BatchUser[] => {
       messageIds: uniqueSorted([...known.messageIds, ...user.messageIds]),
       eventIds: uniqueSorted([...known.eventIds, ...user.eventIds]),
       offboardingInBatch: known.offboardingInBatch || user.offboardingInBatch,
+      ...(known.checkEveryTarget === true || user.checkEveryTarget === true
+        ? { checkEveryTarget: true }
+        : {}),
       ...mergedExtraTargets(known, user),
       ...(known.eventTypes === undefined && user.eventTypes === undefined
         ? {}
@@ -117,9 +128,9 @@ const pickNewer = (a: BatchUser, b: BatchUser): BatchUser => {
 /**
  * The targets the store knows the user for: those of every team in the record before or after
  * the batch, member or not (a left team's marker stays in the record so that a retry re-checks
- * its targets; only markers an offboarding covers are compacted away, and an offboarded user's
- * retry checks every target anyway), and the user's `extraTargets`. An offboarding revokes these
- * first.
+ * its targets; markers an offboarding or a snapshot covers are compacted away, so a message
+ * delivered again checks every target: `checkEveryTarget`), and the user's `extraTargets`. An
+ * offboarding revokes these first.
  *
  * @example knownTargets(user, policy).has('core/api/server') // true
  */
@@ -128,6 +139,19 @@ const knownTargets = (user: BatchUser, policy: Policy): Map<string, Target> => {
   const teams = new Set([...Object.keys(user.before?.teams ?? {}), ...Object.keys(user.after.teams)]);
   for (const team of teams)
     for (const grant of grantsOfTeam(policy, team)) targets.set(targetKey(grant.target), grant.target);
+  for (const target of user.extraTargets ?? []) targets.set(targetKey(target), target);
+  return targets;
+};
+
+/**
+ * The targets a user is converged on before any sweep: the known ones, or every policy target
+ * (and the user's `extraTargets`) for a user marked `checkEveryTarget`.
+ *
+ * @example convergeTargets({ ...user, checkEveryTarget: true }, policy).size // every policy target
+ */
+const convergeTargets = (user: BatchUser, policy: Policy): Map<string, Target> => {
+  if (user.checkEveryTarget !== true) return knownTargets(user, policy);
+  const targets = new Map(policyTargets(policy));
   for (const target of user.extraTargets ?? []) targets.set(targetKey(target), target);
   return targets;
 };
@@ -141,7 +165,7 @@ const targetsOfUser = (
   policy: Policy,
   everything: Map<string, Target>,
 ): Map<string, Target> => {
-  if (!losesEverything(user)) return knownTargets(user, policy);
+  if (!losesEverything(user) && user.checkEveryTarget !== true) return knownTargets(user, policy);
   const extra = user.extraTargets ?? [];
   if (extra.length === 0) return everything;
   const targets = new Map(everything);
@@ -152,7 +176,7 @@ const targetsOfUser = (
 /**
  * Every target the batch must read from SWR before planning: the policy targets of every team
  * present in a user's record before or after the batch (member or not), all policy targets
- * for a user offboarded in the batch or tombstoned, and each user's `extraTargets`.
+ * for a user offboarded in the batch, tombstoned or delivered again, and each user's `extraTargets`.
  * Deduplicated, sorted by kind then key.
  *
  * @example
@@ -348,4 +372,4 @@ const subCall = (call: PlannedCall, changes: readonly PlannedChange[]): PlannedC
   callFor(call.target, call.action, [...changes]);
 
 export type { BatchUser, PlanInput };
-export { knownTargets, losesEverything, plan, subCall, touchedTargets };
+export { convergeTargets, knownTargets, losesEverything, plan, subCall, touchedTargets };

@@ -13,7 +13,7 @@ import { converge } from '../converge/converge.ts';
 import { waitForLease } from '../converge/lease.ts';
 import { announcedUsers, refreshUsers } from '../converge/refresh.ts';
 import type { CallResult } from '../core/executor.ts';
-import { type BatchUser, knownTargets, touchedTargets } from '../core/planner.ts';
+import { type BatchUser, convergeTargets, touchedTargets } from '../core/planner.ts';
 import type { LeasePort, TargetAccess } from '../domain.ts';
 import { targetKey } from '../domain.ts';
 import { SyncError } from '../errors.ts';
@@ -85,7 +85,7 @@ const staleNameRetried = (
 
 const scopeOf = (users: readonly BatchUser[], deps: PipelineDeps): Set<string> => {
   const scope = new Set<string>();
-  for (const user of users) for (const key of knownTargets(user, deps.policy).keys()) scope.add(key);
+  for (const user of users) for (const key of convergeTargets(user, deps.policy).keys()) scope.add(key);
   return scope;
 };
 

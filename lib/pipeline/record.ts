@@ -101,6 +101,8 @@ const batchUserOf = (entry: UserEntry, applied: ApplyResult): BatchUser => {
       (outcome) =>
         outcome.status === ApplyStatuses.applied && typeOf.get(outcome.eventId) === 'user.offboarded',
     ),
+    // An earlier delivery may have written where the record no longer says (see BatchUser).
+    ...(entry.records.some((record) => record.receiveCount > 1) ? { checkEveryTarget: true } : {}),
   };
 };
 

@@ -120,6 +120,9 @@ const loadLeavers = async (
         messageIds: [...messageIds],
         eventIds: [],
         offboardingInBatch: verdict.kind === 'sweep',
+        // In place of a sweep, which reads everything: a grant from before the offboarding or
+        // planned by an unsettled round may sit on a team the record no longer names.
+        ...(verdict.kind === 'converge' ? { checkEveryTarget: true } : {}),
       };
       if (verdict.kind === 'sweep') leavers.push(user);
       else {

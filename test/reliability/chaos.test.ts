@@ -137,6 +137,43 @@ const usersInDoubt = (): Set<string> => {
 const transientReason =
   /^(SVCSTG\.SWR\.50|SVCSTG\.SWR\.4090023|SVCSTG\.SWR\.4031032|SVCSTG\.SWR\.4031042|SVCSTG\.SWR\.4090089|SVCSTG\.SWR\.4040091|APIGW\.0308|HTTP_5|NETWORK|TIMEOUT|DEADLINE_EXCEEDED|HANDLER_CRASH|STORE_|AUTH_FAILED|SVCSTG\.SWR\.4010000|last failure)/;
 
+/** Users on a line one side has and the other has not (lines are "target user level"). */
+const differingUsers = (actual: readonly string[], expected: readonly string[]): string[] => {
+  const a = new Set(actual);
+  const e = new Set(expected);
+  const lines = [...actual.filter((line) => !e.has(line)), ...expected.filter((line) => !a.has(line))];
+  return [...new Set(lines.map((line) => line.split(' ')[1] ?? ''))].sort();
+};
+
+/**
+ * What a failure needs to be understood: each differing user's messages in the order of their
+ * facts (what happened to each: applied, dead-lettered with the reason), and their sweep letters.
+ */
+const historiesOf = (userIds: readonly string[]): string =>
+  userIds
+    .map((userId) => {
+      const messages = [...sent]
+        .filter(([, message]) => message.event?.user.id === userId)
+        .map(([id, message]) => ({ id, event: message.event as PeopleEvent }))
+        .sort((x, y) => x.event.occurredAt.localeCompare(y.event.occurredAt));
+      const lines = messages.map(({ id, event }) => {
+        const fate = settlement.applied.has(id)
+          ? 'applied'
+          : `dead-lettered (${settlement.deadLettered.get(id)})`;
+        const what = 'team' in event ? event.team : 'teams' in event ? `[${event.teams.join(',')}]` : '';
+        const effective =
+          'effectiveAt' in event && event.effectiveAt !== undefined ? ` effective ${event.effectiveAt}` : '';
+        return `  ${event.occurredAt}${effective} ${event.type} ${what} ${event.id}: ${fate}`;
+      });
+      const sweeps = sweepLetters.filter((letter) => letter.body.includes(userId));
+      return [
+        `user ${userId}:`,
+        ...lines,
+        ...sweeps.map((letter) => `  sweep letter: ${letter.attributes.errorCode}`),
+      ].join('\n');
+    })
+    .join('\n');
+
 const appliedEvents = (): PeopleEvent[] => [...settlement.applied].flatMap((id) => sent.get(id)?.event ?? []);
 
 describe('chaos through the local stack', () => {
@@ -219,7 +256,9 @@ describe('chaos through the local stack', () => {
     // (the whole suite at once) timeouts come more often, hence the margin.
     expect(doubt.size).toBeLessThanOrEqual(soak ? 10 : 5);
     expect(checked.size).toBeGreaterThanOrEqual(20);
-    expect(holdingLines(actual, checked)).toEqual(holdingLines(expected, checked));
+    const actualLines = holdingLines(actual, checked);
+    const expectedLines = holdingLines(expected, checked);
+    expect(actualLines, historiesOf(differingUsers(actualLines, expectedLines))).toEqual(expectedLines);
   });
 
   it('leaves protected users as the seed had them', () => {

@@ -317,6 +317,44 @@ describe('offboarding with a sweep queue', () => {
     expect(swr.holds('core/api/server', 1)).toBe(true);
   });
 
+  it('converges a rehired user on every policy target in place of the sweep: a grant of a team from before the offboarding is revoked', async () => {
+    // Prepare: in platform, offboarded (its marker compacted away), rehired into security; a
+    // platform grant planned before the offboarding in a round that did not settle is at SWR
+    const { swr, run, sweep } = setup();
+    await run([joined(1, 'platform', '2026-11-20T10:00:00Z')]);
+    const queue = memorySweepQueue();
+    await run([offboarded(1)], { sweepRequests: queue.port });
+    await run([joined(1, 'security', '2026-11-21T08:45:00Z')], { sweepRequests: queue.port });
+    swr.hold('core/api/server', 1, 3);
+
+    // Act
+    const report = await sweep(requestRecords(queue.sent));
+
+    // Assess
+    expect(report.response.batchItemFailures).toEqual([]);
+    expect(swr.holds('core/api/server', 1)).toBe(false);
+    expect(swr.holds('core/api/worker', 1)).toBe(true);
+  });
+
+  it('checks every policy target for a message delivered again: a grant from before an offboarding, on a team the rehired user no longer has, is revoked', async () => {
+    // Prepare: in platform, offboarded (the platform marker compacted away), rehired into
+    // security; the platform grant of a round that did not settle is still at SWR
+    const { swr, run } = setup();
+    const platformJoin = joined(1, 'platform', '2026-11-20T10:00:00Z');
+    await run([platformJoin]);
+    await run([offboarded(1)]);
+    await run([joined(1, 'security', '2026-11-21T08:45:00Z')]);
+    swr.hold('core/api/server', 1, 3);
+
+    // Act: the platform join delivered again (stale now: it changes no record)
+    const report = await run([{ ...platformJoin, receiveCount: 2 }]);
+
+    // Assess
+    expect(report.response.batchItemFailures).toEqual([]);
+    expect(swr.holds('core/api/server', 1)).toBe(false);
+    expect(swr.holds('core/api/worker', 1)).toBe(true);
+  });
+
   it('keeps an unfinished sweep unsettled, and dead-letters it with the reason on the last receive', async () => {
     // Prepare
     const { swr, run, sweep, dlq } = setup();
