@@ -8,28 +8,23 @@
  * benchmark may instead run it as a plain process of this machine, and lower its CPU priority.
  */
 import { type ChildProcess, fork } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SQSBatchResponse } from 'aws-lambda';
 import { type BuildOptions, build } from 'esbuild';
-import { parse } from 'yaml';
 import type { SqsBatchHandler } from '../lib/local/poller.ts';
 import type { LocalStack } from '../lib/local/stack.ts';
 import type { QueueName } from '../lib/runtime.ts';
-import { deployedMemorySizeMb, deployedNodeOptions } from './bundles.ts';
+import { deployedMemorySizeMb, deployedNodeOptions, root, serverlessEsbuildSettings } from './bundles.ts';
 import { lambdaNodeArgs } from './lambda-node.ts';
 
 const hostScript = fileURLToPath(new URL('./instance-host.ts', import.meta.url));
-const root = fileURLToPath(new URL('..', import.meta.url));
 
 /** The esbuild options of serverless.yml's custom.esbuild that decide what the bundle holds. */
 const bundleOptions = (): BuildOptions => {
-  const yml = parse(readFileSync(join(root, 'serverless.yml'), 'utf8')) as {
-    custom?: { esbuild?: Record<string, unknown> };
-  };
-  const custom = yml.custom?.esbuild ?? {};
+  const custom = serverlessEsbuildSettings();
   const keys = ['bundle', 'minify', 'target', 'platform', 'format', 'mainFields', 'banner', 'external'];
   return Object.fromEntries(keys.flatMap((key) => (custom[key] === undefined ? [] : [[key, custom[key]]])));
 };

@@ -22,6 +22,7 @@ import {
   type SwrServicesConfig,
 } from '../../lib/swr/index.ts';
 import type { RetryEvent } from '../../lib/swr/retry.ts';
+import { caught } from '../support/caught.ts';
 
 const seed = loadSeed();
 const sa = seed.serviceAccount;
@@ -150,15 +151,6 @@ const connect = (
   );
   services.push(built);
   return { sim, swr: built.swr, users: built.users, retries, sleeps };
-};
-
-const caught = async (promise: Promise<unknown>): Promise<unknown> => {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
 };
 
 /** Requests the simulator saw for one target, as `METHOD status`. */

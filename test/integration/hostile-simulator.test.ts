@@ -24,6 +24,7 @@ import {
   type SwrServicesConfig,
   type SwrServicesHooks,
 } from '../../lib/swr/index.ts';
+import { caught } from '../support/caught.ts';
 
 const seed = loadSeed();
 const sa = seed.serviceAccount;
@@ -91,15 +92,6 @@ const connect = (
   );
   services.push(built);
   return built;
-};
-
-const caught = async (promise: Promise<unknown>): Promise<unknown> => {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
 };
 
 const statusesOf = (sim: Simulator, part: string): number[] =>

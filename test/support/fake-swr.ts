@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { CallOptions, SwrPermissionsPort, Target, TargetAccess, UserAuth } from '../../lib/domain.ts';
 import { targetKey } from '../../lib/domain.ts';
 import type { SyncError } from '../../lib/errors.ts';
+import { userId } from './factories.ts';
 
 interface RecordedCall {
   method: 'grant' | 'change' | 'revoke';
@@ -27,6 +28,19 @@ class FakeSwr implements SwrPermissionsPort {
   /** Most calls ever in flight on one target at once. */
   maxInFlightPerTarget = 0;
   private readonly inFlightByTarget = new Map<string, number>();
+
+  /** Puts a grant of test user `n` on `key` as if someone made it by hand (no call recorded). */
+  hold(key: string, n: number, auth: 1 | 3 | 7 = 3): this {
+    const users = this.state.get(key) ?? new Map<string, UserAuth>();
+    users.set(userId(n), { user_id: userId(n), user_name: `user${n}`, auth });
+    this.state.set(key, users);
+    return this;
+  }
+
+  /** Whether test user `n` holds anything on `key`. */
+  holds(key: string, n: number): boolean {
+    return this.state.get(key)?.has(userId(n)) ?? false;
+  }
 
   /** Makes every write on `target` (a `targetKey`) throw `error`. */
   failTarget(target: string, error: SyncError | Error): this {

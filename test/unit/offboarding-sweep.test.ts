@@ -44,13 +44,6 @@ class ListingSwr extends FakeSwr {
     return super.getAccess(target);
   }
 
-  hold(key: string, n: number, auth: 1 | 3 | 7 = 3): this {
-    const users = this.state.get(key) ?? new Map();
-    users.set(userId(n), { user_id: userId(n), user_name: `user${n}`, auth });
-    this.state.set(key, users);
-    return this;
-  }
-
   holders(key: string): string[] {
     return [...(this.state.get(key)?.keys() ?? [])].map((id) => String(Number.parseInt(id, 16)));
   }

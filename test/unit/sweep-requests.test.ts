@@ -43,17 +43,6 @@ class CountingSwr extends FakeSwr {
     this.reads.push(targetKey(target));
     return super.getAccess(target);
   }
-
-  hold(key: string, n: number, auth: 1 | 3 | 7 = 3): this {
-    const users = this.state.get(key) ?? new Map();
-    users.set(userId(n), { user_id: userId(n), user_name: `user${n}`, auth });
-    this.state.set(key, users);
-    return this;
-  }
-
-  holds(key: string, n: number): boolean {
-    return this.state.get(key)?.has(userId(n)) ?? false;
-  }
 }
 
 const policy: Policy = {

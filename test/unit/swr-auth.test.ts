@@ -6,6 +6,7 @@ import { AuthError } from '../../lib/swr/api-errors.ts';
 import { type AuthConfig, assertEndpoint, createAuthProvider } from '../../lib/swr/auth.ts';
 import { createSwrServices, type SwrServicesConfig } from '../../lib/swr/index.ts';
 import { verifySignature } from '../../lib/swr/signer.ts';
+import { caught } from '../support/caught.ts';
 
 const swrOrigin = 'https://swr-api.test.example';
 const iamOrigin = 'https://iam.test.example';
@@ -88,15 +89,6 @@ const issueTokens = (
       };
     })
     .persist();
-};
-
-const caught = async (promise: Promise<unknown>): Promise<unknown> => {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
 };
 
 describe('assertEndpoint', () => {

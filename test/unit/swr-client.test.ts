@@ -7,6 +7,7 @@ import { createStaticTokenAuth } from '../../lib/swr/auth.ts';
 import { createSwrClient, type SwrClientOptions } from '../../lib/swr/client.ts';
 import type { RequestEvent } from '../../lib/swr/http.ts';
 import type { RetryEvent } from '../../lib/swr/retry.ts';
+import { caught } from '../support/caught.ts';
 
 const origin = 'https://swr-api.test.example';
 const repo: Target = { kind: 'repo', namespace: 'core', repository: 'team/api' };
@@ -111,15 +112,6 @@ const harnessFactory = (script: Reply[], options: Partial<SwrClientOptions> = {}
   });
   const calls = () => seen.map((s) => `${s.method} ${s.path}`);
   return { client, seen, sleeps, requests, retries, clock, calls };
-};
-
-const caught = async (promise: Promise<unknown>): Promise<unknown> => {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
 };
 
 describe('getAccess', () => {

@@ -12,6 +12,7 @@ import { DeadlineExceededError, GatewayError, SwrApiError } from '../../lib/swr/
 import { createStaticTokenAuth } from '../../lib/swr/auth.ts';
 import { createSwrClient, type SwrClientOptions } from '../../lib/swr/client.ts';
 import { createRateLimiter, type RateLimitWait } from '../../lib/swr/rate-limit.ts';
+import { caught } from '../support/caught.ts';
 
 const origin = 'https://swr-api.test.example';
 const repo: Target = { kind: 'repo', namespace: 'core', repository: 'team/api' };
@@ -66,15 +67,6 @@ const harnessFactory = (script: Reply[], options: Partial<SwrClientOptions> = {}
     ...options,
   });
   return { client, paths, clock };
-};
-
-const caught = async (promise: Promise<unknown>): Promise<unknown> => {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
 };
 
 const withOthers = (others: unknown) => ({ ...good, others_auths: others });

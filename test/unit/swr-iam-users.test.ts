@@ -4,6 +4,7 @@ import { InvalidNameError, SyncError } from '../../lib/errors.ts';
 import { AmbiguousUserError, GatewayError } from '../../lib/swr/api-errors.ts';
 import { createStaticTokenAuth } from '../../lib/swr/auth.ts';
 import { createUserDirectory, type UserDirectoryOptions } from '../../lib/swr/iam-users.ts';
+import { caught } from '../support/caught.ts';
 
 const origin = 'https://iam.test.example';
 const alice = { id: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', name: 'alice' };
@@ -53,15 +54,6 @@ const iamUser = (user: { id: string; name: string }) => ({
   domain_id: 'd1',
   extra: {},
 });
-
-const caught = async (promise: Promise<unknown>): Promise<unknown> => {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
-};
 
 describe('findById', () => {
   it('reads the user and caches the answer by id, never by name', async () => {

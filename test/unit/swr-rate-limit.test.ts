@@ -25,17 +25,9 @@ import {
   rateAfterAccepted,
   rateAfterThrottled,
 } from '../../lib/swr/rate-limit.ts';
+import { caught } from '../support/caught.ts';
 
 const policyOf20 = adaptivePolicyFor({ ratePerSecond: 20 });
-
-const caught = async (promise: Promise<unknown>): Promise<unknown> => {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
-};
 
 describe('adaptive rate decisions', () => {
   it('derives floor, factor and growth from the ceiling', () => {

@@ -2,6 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { ErrorCodes, SyncError } from '../../lib/errors.ts';
 import { DeadlineExceededError, SwrApiError } from '../../lib/swr/api-errors.ts';
 import { backoffDelay, type RetryEvent, withRetry } from '../../lib/swr/retry.ts';
+import { caught } from '../support/caught.ts';
 
 /** A clock that only moves when the code under test sleeps. */
 const fakeClockFactory = (start = 1_000_000) => {
@@ -41,15 +42,6 @@ const flakyFactory = (errors: unknown[]) => {
     return 'ok';
   };
   return { fn, calls };
-};
-
-const caught = async (promise: Promise<unknown>): Promise<unknown> => {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
 };
 
 describe('backoffDelay', () => {
